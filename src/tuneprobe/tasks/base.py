@@ -5,8 +5,8 @@ A *split* holds the sentences once (as tuples of words) and a list of examples t
 
 Unit kinds
 - ``token``: ``Example.unit == (i,)``, the 0-based index of one word of the sentence.
-- ``pair``: ``Example.unit == (dependent, head)``, two 0-based word indices; the pair vector is the concatenation
-  ``[dependent; head]`` (in this order).
+- ``pair``: ``Example.unit == (dependent, head)``, two 0-based word indices; the pair vector is the
+  concatenation ``[dependent; head]`` (in this order).
 - ``sentence``: ``Example.unit == ()``, the whole sentence.
 """
 
@@ -42,8 +42,8 @@ class Example:
 class Split:
     """The examples of one split of one task.
 
-    sentences: list of sentences, each a tuple of words (syntactic words for UD/STREUSLE; whitespace tokens for
-    TREC and JSONL).
+    sentences: list of sentences, each a tuple of words (syntactic words for UD/STREUSLE; whitespace tokens
+    for TREC and JSONL).
     sentence_ids: one id per sentence (e.g. the CoNLL-U ``sent_id``).
     examples: the labelled units, in corpus order.
     """
@@ -81,8 +81,11 @@ class Split:
     def fingerprint(self) -> str:
         """sha256 over everything that determines this split's representations and labels (hex, 64 chars)."""
         h = hashlib.sha256()
-        h.update(json.dumps([self.task, self.corpus, self.name, self.unit_kind, self.options],
-                            sort_keys=True, default=str).encode())
+        h.update(
+            json.dumps(
+                [self.task, self.corpus, self.name, self.unit_kind, self.options], sort_keys=True, default=str
+            ).encode()
+        )
         for sid, words in zip(self.sentence_ids, self.sentences, strict=True):
             h.update(sid.encode())
             h.update(b"\x00")
