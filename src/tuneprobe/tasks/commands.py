@@ -47,8 +47,32 @@ def tasks_command(
     console.print("Your own task: --task jsonl:DIR (format: python -m pydoc tuneprobe.tasks.jsonl)")
 
 
+def download_command(
+    data_dir: DataDirOption = None,
+    corpus: Annotated[
+        list[str] | None,
+        typer.Option("--corpus", help="Only this corpus (repeatable): pud, pud216, ewt, streusle, trec."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Download even files already present and verified.")
+    ] = False,
+) -> None:
+    """Fetch the corpora from their official sources (pinned GitHub commits) and verify their checksums."""
+    from tuneprobe.tasks.data import ENV_VAR, default_data_dir, resolve_data_dir
+    from tuneprobe.tasks.download import download
+
+    root = resolve_data_dir(data_dir)
+    typer.echo(f"data dir: {root}")
+    results = download(data_dir, corpora=corpus or None, force=force, report=typer.echo)
+    n_new = sum(status == "downloaded" for _, status in results)
+    typer.echo(f"done: {n_new} downloaded, {len(results) - n_new} already present, all verified.")
+    if root != default_data_dir():
+        typer.echo(f"To use it, pass --data-dir {root} or set {ENV_VAR}={root}.")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``tasks`` and the ``data`` sub-app (``data download``) to the ``tuneprobe`` app."""
     app.command("tasks")(tasks_command)
     data_app = typer.Typer(help="The corpora: fetch them from their official sources.", no_args_is_help=True)
+    data_app.command("download")(download_command)
     app.add_typer(data_app, name="data")
