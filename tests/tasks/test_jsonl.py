@@ -24,8 +24,8 @@ def _write(path: Path, records: list[object]) -> Path:
 def test_docstring_example_runs(tmp_path: Path) -> None:
     """The ready-to-paste shell example in the module docstring creates a valid task."""
     doc = jsonl_module.__doc__
-    script = doc.split("Ready-to-paste example (a tiny token task)::", 1)[1].split("\nand in Python::", 1)[0]
-    lines = [ln[4:] for ln in script.strip("\n").splitlines() if not ln.strip().startswith("tuneprobe ")]
+    script = doc.split("Ready-to-paste example (a tiny token task)::", 1)[1].split("\nThen use", 1)[0]
+    lines = [ln[4:] for ln in script.strip("\n").splitlines()]
     subprocess.run(["bash", "-c", "\n".join(lines)], cwd=tmp_path, check=True)
     task = get_task(f"jsonl:{tmp_path / 'mytask'}")
     train = task.load("train")

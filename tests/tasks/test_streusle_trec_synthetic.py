@@ -130,6 +130,9 @@ def test_trec(tmp_path: Path) -> None:
         "DESC",
     ]
     assert len(t50.load("test")) == 1
+    assert t50.counts("train") == (3, 3)
+    (root / "trec/train_5500.label").write_bytes(b"HUM:ind Who is it ?\n")  # changed file: counted again
+    assert t50.counts("train") == (1, 1)
 
 
 @pytest.mark.parametrize(

@@ -149,7 +149,8 @@ def summarize_tasks(
     """One row per listed (task, corpus): ``task``, ``corpus``, ``labels`` (distinct labels in train) and the
     number of examples in ``train``, ``dev`` and ``test`` (``None`` where the task has no such split).
 
-    Reads every split (EWT train takes a few seconds). Raises DataNotFoundError if a file is missing.
+    Reads every split not loaded before in this process (EWT train takes a few seconds). Raises
+    DataNotFoundError if a file is missing.
     """
     rows: list[dict[str, str | int | None]] = []
     for name, corpus in available_tasks(include_extra):
@@ -157,30 +158,8 @@ def summarize_tasks(
         counts: dict[str, int | None] = {"train": None, "dev": None, "test": None}
         n_labels = 0
         for split in task.split_names():
-            counts[split], labels = _count(task, split)
+            counts[split], labels = task.counts(split)  # type: ignore[attr-defined]
             if split == "train":
                 n_labels = labels
         rows.append({"task": name, "corpus": corpus, "labels": n_labels, **counts})
     return rows
-
-
-_COUNTS: dict[tuple, tuple[int, int]] = {}
-
-
-def _count(task: Task, split: str) -> tuple[int, int]:
-    """(#examples, #labels) of one split, remembered per process while the file is unchanged."""
-    path = task.path(split)  # type: ignore[attr-defined]
-    st = path.stat()
-    key = (
-        type(task).__name__,
-        task.name,
-        task.corpus,
-        split,
-        str(path.resolve()),
-        st.st_size,
-        st.st_mtime_ns,
-    )
-    if key not in _COUNTS:
-        loaded = task.load(split)
-        _COUNTS[key] = (len(loaded), len(loaded.labels))
-    return _COUNTS[key]

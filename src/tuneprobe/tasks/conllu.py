@@ -5,10 +5,10 @@ Words are the *syntactic words* of a sentence (integer IDs). Multiword-token ran
 nodes (``8.1``) are skipped; word ``k`` sits at 0-based position ``k - 1`` and a HEAD of ``h`` maps to
 position ``h - 1`` (via an explicit ID -> position map, so an empty node before the head changes nothing).
 
-- ``pos``: one example per word, ``unit == (i,)``, label = UPOS (17 tags).
+- ``pos``: one example per word, ``unit == (i,)``, label = UPOS (17 tags); id ``"<corpus>:<sent_id>:w<i>"``.
 - ``dep``: one example per non-root word, ``unit == (dependent, head)`` (0-based; the pair vector is
   ``[dependent; head]``), label = DEPREL with subtypes (``nmod:poss``); ``base_relation=True`` strips the
-  ``:subtype`` (``nmod``). Root words (HEAD 0) are excluded.
+  ``:subtype`` (``nmod``). Root words (HEAD 0) are excluded. Id ``"<corpus>:<sent_id>:w<dep>-w<head>"``.
 
 Corpora (paths relative to the data directory):
 
@@ -118,8 +118,8 @@ class PosTask(_UDTask):
     name = "pos"
     unit_kind: UnitKind = "token"
 
-    def load(self, split: str) -> Split:
-        """Read ``split``; DataFormatError (file + line) for a word without UPOS."""
+    def read(self, split: str) -> Split:
+        """Parse ``split``; DataFormatError (file + line) for a word without UPOS."""
         sentences = self.sentences(split)
         path = self.path(split)
         examples: list[Example] = []
@@ -152,8 +152,8 @@ class DepTask(_UDTask):
             raise UnknownNameError(f"option base_relation must be true or false, got {base_relation!r}")
         self.base_relation = base_relation
 
-    def load(self, split: str) -> Split:
-        """Read ``split``; DataFormatError (file + line) for a bad HEAD or a missing DEPREL."""
+    def read(self, split: str) -> Split:
+        """Parse ``split``; DataFormatError (file + line) for a bad HEAD or a missing DEPREL."""
         sentences = self.sentences(split)
         path = self.path(split)
         examples: list[Example] = []
@@ -178,4 +178,8 @@ class DepTask(_UDTask):
                     rel = rel.split(":", 1)[0]
                 hi = position[head]
                 examples.append(Example(si, (wi, hi), rel, f"{prefix}:{sent.sent_id}:w{wi}-w{hi}"))
-        return self._split(split, sentences, examples, {"base_relation": self.base_relation})
+        return self._split(split, sentences, examples, self.options())
+
+    def options(self) -> dict[str, object]:
+        """``{"base_relation": bool}``."""
+        return {"base_relation": self.base_relation}

@@ -24,7 +24,9 @@ from pathlib import Path
 import platformdirs
 
 from tuneprobe.errors import DataNotFoundError, UnknownNameError
-from tuneprobe.tasks.base import Task
+from tuneprobe.tasks.base import Split, Task
+
+_COUNTS: dict[tuple, tuple[int, int]] = {}
 
 ENV_VAR = "TUNEPROBE_DATA"
 
@@ -74,7 +76,8 @@ def require_file(data_dir: Path, relpath: str, what: str, origin: str) -> Path:
 class FileTask(Task):
     """A task whose splits are read from files under the data directory.
 
-    Subclasses set ``name``, ``corpus`` and ``unit_kind`` and implement :meth:`split_files` and :meth:`load`.
+    Subclasses set ``name``, ``corpus`` and ``unit_kind`` and implement :meth:`split_files` and :meth:`read`;
+    :meth:`load` wraps :meth:`read` and remembers each split's size and label count for :meth:`counts`.
     """
 
     def __init__(self, data_dir: str | Path | None = None) -> None:
@@ -98,6 +101,43 @@ class FileTask(Task):
             )
         return require_file(
             self.data_dir, files[split], f"{self.name}/{self.corpus} ({split})", self.data_dir_origin
+        )
+
+    @abstractmethod
+    def read(self, split: str) -> Split:
+        """Parse ``split`` from its file (called by :meth:`load`)."""
+
+    def options(self) -> dict[str, object]:
+        """The task options that change its examples (recorded as ``Split.options``)."""
+        return {}
+
+    def load(self, split: str) -> Split:
+        """Read one split from disk. Raises DataFormatError (file + line) on malformed input."""
+        loaded = self.read(split)
+        _COUNTS[self._count_key(split)] = (len(loaded), len(loaded.labels))
+        return loaded
+
+    def counts(self, split: str) -> tuple[int, int]:
+        """``(number of examples, number of distinct labels)`` of ``split``; remembered per process while the
+        file is unchanged, so listing tasks after loading them does not read them again."""
+        key = self._count_key(split)
+        if key not in _COUNTS:
+            self.load(split)
+        return _COUNTS[key]
+
+    def _count_key(self, split: str) -> tuple:
+        path = self.path(split)
+        st = path.stat()
+        opts = tuple(sorted((k, repr(v)) for k, v in self.options().items()))
+        return (
+            type(self).__name__,
+            self.name,
+            self.corpus,
+            split,
+            opts,
+            str(path.resolve()),
+            st.st_size,
+            st.st_mtime_ns,
         )
 
     def check_files(self) -> None:

@@ -1,8 +1,8 @@
 """Your own task: one JSON object per line, one file per split.
 
-Use it with ``--task jsonl:DIR`` on the command line, or ``get_task("jsonl:DIR")`` in Python. ``DIR``
-(relative to the current directory, or absolute) holds one file per split; any of them may be left out, but at
-least one must exist::
+Use it by giving ``jsonl:DIR`` as the task name on the command line, or ``get_task("jsonl:DIR")`` in Python.
+``DIR`` (relative to the current directory, or absolute) holds one file per split; any of them may be left
+out, but at least one must exist::
 
     DIR/train.jsonl
     DIR/dev.jsonl     (optional)
@@ -38,9 +38,9 @@ Ready-to-paste example (a tiny token task)::
     {"words": ["My", "bird", "sings"], "unit": [1], "label": "animal"}
     {"words": ["Her", "chair", "broke"], "unit": [1], "label": "thing"}
     EOF
-    tuneprobe tasks ...            # built-in tasks; your own is addressed as --task jsonl:mytask
 
-and in Python::
+Then use ``jsonl:mytask`` wherever a task name is expected (for example ``tuneprobe extract jsonl:mytask``),
+or in Python::
 
     from tuneprobe.tasks import get_task
     task = get_task("jsonl:mytask")

@@ -61,8 +61,8 @@ class StreusleTask(FileTask):
         """Split name -> file relative to the data directory."""
         return dict(STREUSLE_FILES)
 
-    def load(self, split: str) -> Split:
-        """Read ``split``: one example per single-token adposition/possessive target."""
+    def read(self, split: str) -> Split:
+        """Parse ``split``: one example per single-token adposition/possessive target."""
         path = self.path(split)
         label_col = _SS if self.name == "ps-role" else _SS2
         sentences: list[tuple[str, ...]] = []

@@ -55,8 +55,8 @@ class TrecTask(FileTask):
         """Split name -> file relative to the data directory."""
         return dict(TREC_FILES)
 
-    def load(self, split: str) -> Split:
-        """Read ``split``: one example per question."""
+    def read(self, split: str) -> Split:
+        """Parse ``split``: one example per question."""
         path = self.path(split)
         sentences: list[tuple[str, ...]] = []
         sentence_ids: list[str] = []
