@@ -44,7 +44,7 @@ def tasks_command(
         cells = [r["task"], r["corpus"], r["labels"], r["train"], r["dev"], r["test"]]
         table.add_row(*("-" if c is None else f"{c:,}" if isinstance(c, int) else str(c) for c in cells))
     console.print(table)
-    console.print("Your own task: --task jsonl:DIR (format: python -m pydoc tuneprobe.tasks.jsonl)")
+    console.print("Your own task: task name jsonl:DIR (format: python -m pydoc tuneprobe.tasks.jsonl)")
 
 
 def download_command(
