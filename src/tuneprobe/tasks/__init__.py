@@ -118,8 +118,8 @@ def get_task(
 
     name: ``pos``, ``dep``, ``ps-role``, ``ps-fxn``, ``trec50``, ``trec6``, or ``jsonl:DIR`` (your own task;
     then ``corpus`` names it and ``data_dir`` is not used).
-    data_dir: see :func:`resolve_data_dir` (argument, else ``$TUNEPROBE_DATA``, else the platformdirs
-    default). options: task options; only ``dep`` has one, ``base_relation`` (bool, or "true"/"false").
+    data_dir: see :func:`resolve_data_dir` (argument, else ``$TUNEPROBE_DATA``, else platformdirs' default).
+    options: task options; only ``dep`` has one, ``base_relation`` (bool, or "true"/"false").
 
     Raises UnknownNameError (unknown task, corpus or option; the message lists the valid ones) and
     DataNotFoundError (a split's file is missing; the message names the file and how to fix it).
