@@ -4,3 +4,4 @@ Pipeline (data flows one way): tasks -> encoders -> store -> probes / directprob
 """
 
 __version__ = "0.1.0"
+from tuneprobe.encoders.extract import extract  # noqa: E402,F401  (lazy: torch loads only on a cache miss)
