@@ -1,0 +1,405 @@
+"""Train many small softmax MLPs at once, with scikit-learn ``MLPClassifier`` (``solver="adam"``) semantics.
+
+This is the engine behind :class:`~tuneprobe.probes.MLPProbe`, :class:`~tuneprobe.probes.LinearProbe` and the
+paper's grid search. One call trains a list of configurations (hidden sizes, L2 weight ``alpha``) on the same
+data with the same seed. They share nothing but the order of the mini-batches, so each configuration ends
+where it would if it were trained alone (up to float rounding: batched products block differently).
+
+**How the grid is batched.** Configurations with the same hidden sizes form a group (the paper's grid: 16
+groups of 8 alphas). A group's weights are stacked ``W_l [A, in_l, out_l]`` and every layer, forward and
+backward, is one ``torch.baddbmm`` / ``torch.bmm`` over the group (the first layer reads the shared mini-batch
+through a stride-0 ``expand``). Groups are not padded to the largest size, so no FLOPs are wasted on masked
+units. The softmax, the loss and the output deltas run once over ``[C, B, K]`` for the whole grid. All
+parameters, gradients and Adam moments live in four flat buffers (views give each group and layer its block),
+so the L2 term is one fused ``addcmul`` with a per-element alpha and the Adam update is one fused
+``torch._fused_adam_`` call over the whole grid. Each configuration keeps its own early-stopping counter; a
+stopped one is snapshotted at once, and when stopped configurations make up 20 % of the remaining per-step
+cost the buffers are repacked without them.
+
+**scikit-learn semantics kept** (``MLPClassifier(solver="adam", activation="relu")``):
+
+- Glorot-uniform init, ``bound = sqrt(6 / (fan_in + fan_out))`` for weights and biases;
+- mini-batches of ``min(200, n)`` in a fresh permutation every epoch, the last batch may be smaller;
+- per batch of size ``B``: loss = mean cross-entropy + ``alpha / (2 B) * sum ||W||^2`` (weights, not biases);
+  gradient ``(A^T delta + alpha W) / B``; probabilities clipped at float32 eps in the reported loss;
+- Adam with sklearn's update ``lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)``, ``p -= lr_t * m / (sqrt(v) + eps)``;
+- ``max_iter`` counts epochs; the epoch loss is the size-weighted mean of the batch losses; a configuration
+  stops when its epoch loss has not dropped below ``best - tol`` for more than ``n_iter_no_change`` epochs in
+  a row (sklearn's ``_update_no_improvement_count``).
+
+**Deviations** (documented): float32 throughout (sklearn also keeps float32 input in float32); two classes use
+a 2-way softmax instead of sklearn's single logistic unit; random numbers come from NumPy ``default_rng``
+streams (``[seed, 1]`` for the shuffles, ``[seed, 2, d, *hidden, K]`` for a configuration's init), not from
+sklearn's ``RandomState``, so runs are not bit-identical to sklearn's with the same ``random_state``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+_F32_EPS = float(np.finfo(np.float32).eps)
+_MAX_NLL = -math.log(_F32_EPS)  # sklearn clips probabilities to [eps, 1 - eps] in its reported loss
+_REPACK_WASTE = 0.2  # repack when stopped configurations are this share of the remaining per-step cost
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """One probe configuration: hidden layer sizes (``()``: linear softmax), L2 weight ``alpha``."""
+
+    hidden: tuple[int, ...]
+    alpha: float
+
+    def __post_init__(self) -> None:
+        if any(int(h) < 1 for h in self.hidden):
+            raise ValueError(f"hidden sizes must be >= 1, got {self.hidden}")
+        if not self.alpha >= 0:
+            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings shared by all configurations of one call (sklearn ``MLPClassifier`` defaults,
+    except ``max_iter``: the paper's 1,000 instead of sklearn's 200)."""
+
+    batch_size: int | None = None  # None: min(200, n_samples)
+    learning_rate_init: float = 1e-3
+    max_iter: int = 1000
+    tol: float = 1e-4
+    n_iter_no_change: int = 10
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+
+    def __post_init__(self) -> None:
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_iter < 1:
+            raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
+
+
+@dataclass
+class FittedNet:
+    """A trained network. ``weights[l]`` float32 ``[in_l, out_l]``, ``biases[l]`` float32 ``[out_l]``, from
+    ``[d, *hidden, K]``; ``loss_curve`` holds one training loss per epoch; ``converged`` is False when the
+    network stopped at ``max_iter`` instead of by the ``tol`` rule."""
+
+    config: NetConfig
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+    n_iter: int
+    loss_curve: list[float] = field(default_factory=list)
+    converged: bool = True
+
+    def logits(self, X: torch.Tensor) -> torch.Tensor:
+        """Pre-softmax scores ``[n, K]`` for float32 ``X [n, d]`` (on the device the caller chose)."""
+        h = X
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            wt = torch.as_tensor(w, device=X.device)
+            bt = torch.as_tensor(b, device=X.device)
+            h = torch.addmm(bt, h, wt)
+            if i < last:
+                h = h.relu_()
+        return h
+
+
+def init_params(
+    d: int, hidden: tuple[int, ...], n_classes: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Glorot-uniform float32 ``(W [in, out], b [out])`` per layer; ``default_rng([seed, 2, d, *hidden, K])``.
+
+    Depends only on the seed and the layer widths (not on ``alpha``), so every configuration of a grid starts
+    where the same configuration trained alone starts.
+    """
+    widths = [d, *hidden, n_classes]
+    rng = np.random.default_rng([seed, 2, *widths])
+    out = []
+    for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        w = rng.uniform(-bound, bound, (fan_in, fan_out)).astype(np.float32)
+        b = rng.uniform(-bound, bound, fan_out).astype(np.float32)
+        out.append((w, b))
+    return out
+
+
+def _cost(cfg: NetConfig, d: int, k: int) -> int:
+    widths = [d, *cfg.hidden, k]
+    return sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+
+
+@dataclass
+class _Group:
+    """Configurations with the same hidden sizes: positions ``[c0, c1)`` in the packed order."""
+
+    hidden: tuple[int, ...]
+    c0: int
+    c1: int
+
+
+class _Packed:
+    """All parameters, gradients and Adam moments of the active configurations in four flat buffers.
+
+    Layout of each buffer: for each group (``A`` configurations with equal hidden sizes) and each layer ``l``
+    of ``[d, *hidden, K]``: ``W [A, in_l, out_l]`` then ``b [A, out_l]``.
+    """
+
+    def __init__(
+        self,
+        ids: list[int],
+        configs: list[NetConfig],
+        params: list[list[tuple[torch.Tensor, torch.Tensor]]],
+        moments: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]] | None,
+        d: int,
+        k: int,
+        device: torch.device,
+    ) -> None:
+        order = sorted(range(len(ids)), key=lambda i: configs[i].hidden)  # stable: groups are contiguous
+        self.ids = [ids[i] for i in order]
+        self.configs = [configs[i] for i in order]
+        params = [params[i] for i in order]
+        moments = [moments[i] for i in order] if moments is not None else None
+        self.d, self.k, self.device = d, k, device
+        self.groups: list[_Group] = []
+        for c, cfg in enumerate(self.configs):
+            if not self.groups or self.groups[-1].hidden != cfg.hidden:
+                self.groups.append(_Group(cfg.hidden, c, c))
+            self.groups[-1].c1 = c + 1
+        size = 0
+        for g in self.groups:
+            widths = [d, *g.hidden, k]
+            size += (g.c1 - g.c0) * sum(fi * fo + fo for fi, fo in zip(widths[:-1], widths[1:], strict=True))
+        self.size = size
+        f32 = {"dtype": torch.float32, "device": device}
+        self.P = torch.empty(size, **f32)
+        self.G = torch.empty(size, **f32)
+        self.M = torch.zeros(size, **f32)
+        self.V = torch.zeros(size, **f32)
+        self.step_t = torch.zeros((), **f32)
+        self.pv, self.gv = self._views(self.P), self._views(self.G)
+        # per-element L2 weight (alpha on weights, 0 on biases): the decay term is one fused op over the grid
+        self.alpha_flat = torch.zeros(size, **f32)
+        av = self._views(self.alpha_flat)
+        for gi, g in enumerate(self.groups):
+            al = torch.tensor([c.alpha for c in self.configs[g.c0 : g.c1]], **f32).view(-1, 1, 1)
+            for w in av[gi][0]:
+                w.copy_(al.expand_as(w))
+        self.alpha = torch.tensor([c.alpha for c in self.configs], **f32)
+        self._scatter(self.pv, params)
+        if moments is not None:
+            self._scatter(self._views(self.M), [[(m[0], m[1]) for m in cm] for cm in moments])
+            self._scatter(self._views(self.V), [[(m[2], m[3]) for m in cm] for cm in moments])
+
+    def _views(self, buf: torch.Tensor) -> list[tuple[list[torch.Tensor], list[torch.Tensor]]]:
+        """Per group: (``[W_l [A, in, out]]``, ``[b_l [A, out]]``) views into ``buf``."""
+        off = 0
+        out = []
+        for g in self.groups:
+            a = g.c1 - g.c0
+            widths = [self.d, *g.hidden, self.k]
+            ws, bs = [], []
+            for fi, fo in zip(widths[:-1], widths[1:], strict=True):
+                ws.append(buf[off : off + a * fi * fo].view(a, fi, fo))
+                off += a * fi * fo
+                bs.append(buf[off : off + a * fo].view(a, fo))
+                off += a * fo
+            out.append((ws, bs))
+        return out
+
+    def _locate(self, c: int) -> tuple[int, int]:
+        for gi, g in enumerate(self.groups):
+            if g.c0 <= c < g.c1:
+                return gi, c - g.c0
+        raise IndexError(c)
+
+    def _scatter(self, views: list, per_cfg: list[list[tuple[torch.Tensor, torch.Tensor]]]) -> None:
+        for c, layers in enumerate(per_cfg):
+            gi, j = self._locate(c)
+            for (w, b), wv, bv in zip(layers, views[gi][0], views[gi][1], strict=True):
+                wv[j].copy_(w)
+                bv[j].copy_(b)
+
+    def _gather(self, views: list, c: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        gi, j = self._locate(c)
+        return [(w[j].clone(), b[j].clone()) for w, b in zip(views[gi][0], views[gi][1], strict=True)]
+
+    def params_of(self, c: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Copies of packed configuration ``c``'s ``(W [in, out], b [out])`` per layer."""
+        return self._gather(self.pv, c)
+
+    def moments_of(self, c: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Copies of packed configuration ``c``'s Adam moments ``(mW, mb, vW, vb)`` per layer."""
+        m = self._gather(self._views(self.M), c)
+        v = self._gather(self._views(self.V), c)
+        return [(a[0], a[1], b[0], b[1]) for a, b in zip(m, v, strict=True)]
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor, t: int, s: TrainSettings) -> torch.Tensor:
+        """One Adam step of every packed configuration on batch ``xb [B, d]``, ``yb [B]`` (int64).
+
+        Returns the per-configuration batch loss ``[C]`` (cross-entropy + L2 term, before the update).
+        """
+        B = xb.shape[0]
+        C, K = len(self.configs), self.k
+        dev = xb.device
+        logits = torch.empty(C, B, K, dtype=torch.float32, device=dev)
+        acts: list[list[torch.Tensor]] = []
+        reg = torch.empty(C, dtype=torch.float32, device=dev)
+        for gi, g in enumerate(self.groups):
+            a = g.c1 - g.c0
+            ws, bs = self.pv[gi]
+            h = xb.expand(a, B, self.d)  # [A, B, d], shared input
+            hs = [h]
+            last = len(ws) - 1
+            for li, (w, b) in enumerate(zip(ws, bs, strict=True)):
+                if li < last:
+                    h = torch.baddbmm(b.unsqueeze(1), h, w).relu_()
+                    hs.append(h)
+                else:
+                    torch.baddbmm(b.unsqueeze(1), h, w, out=logits[g.c0 : g.c1])
+            acts.append(hs)
+            r = reg[g.c0 : g.c1]
+            r.zero_()
+            for w in ws:
+                r += torch.linalg.vector_norm(w, dim=(1, 2)).square_()
+        # loss and output deltas over the whole grid at once
+        logp = torch.log_softmax(logits, dim=2)
+        idx = yb.view(1, B, 1).expand(C, B, 1)
+        nll = logp.gather(2, idx).squeeze(2).neg_().clamp_(max=_MAX_NLL)  # [C, B]
+        loss = nll.mean(1) + (0.5 / B) * self.alpha * reg
+        delta = logp.exp_()
+        delta.scatter_add_(2, idx, torch.full((C, B, 1), -1.0, device=dev))
+        delta.div_(B)  # (P - Y) / B
+        # backward, group by group
+        for gi, g in enumerate(self.groups):
+            dg = delta[g.c0 : g.c1]
+            ws, _ = self.pv[gi]
+            gws, gbs = self.gv[gi]
+            hs = acts[gi]
+            for li in range(len(ws) - 1, -1, -1):
+                hp = hs[li]
+                torch.bmm(hp.transpose(1, 2), dg, out=gws[li])
+                torch.sum(dg, dim=1, out=gbs[li])
+                if li > 0:
+                    dg = torch.ops.aten.threshold_backward(torch.bmm(dg, ws[li].transpose(1, 2)), hp, 0.0)
+        self.G.addcmul_(self.P, self.alpha_flat, value=1.0 / B)  # + alpha W / B
+        # Adam in sklearn's form: lr_t = lr sqrt(1-b2^t)/(1-b1^t), p -= lr_t m / (sqrt(v) + eps); torch's
+        # fused kernel computes lr/(1-b1^t) m / (sqrt(v)/sqrt(1-b2^t) + eps'), equal for
+        # eps' = eps / sqrt(1-b2^t)
+        self.step_t.fill_(float(t))
+        bc2 = 1.0 - s.beta_2**t
+        torch._fused_adam_(
+            [self.P],
+            [self.G],
+            [self.M],
+            [self.V],
+            [],
+            [self.step_t],
+            amsgrad=False,
+            lr=s.learning_rate_init,
+            beta1=s.beta_1,
+            beta2=s.beta_2,
+            weight_decay=0.0,
+            eps=s.epsilon / math.sqrt(bc2),
+            maximize=False,
+        )
+        return loss
+
+
+def train_nets(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    n_classes: int,
+    configs: Sequence[NetConfig],
+    seed: int = 0,
+    settings: TrainSettings | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[FittedNet]:
+    """Train every configuration in ``configs`` on ``X`` float32 ``[n, d]`` and ``y`` int64 ``[n]`` (values in
+    ``0..n_classes-1``), both on the device to train on, with one seed. Returns one :class:`FittedNet` per
+    configuration, in the given order. ``progress(epoch, n_active)`` is called after every epoch.
+
+    All configurations must have the same number of hidden layers (0 = linear softmax classifier).
+    """
+    s = settings or TrainSettings()
+    configs = list(configs)
+    if not configs:
+        return []
+    if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
+        raise ValueError(f"X must be [n, d] and y [n]; got {tuple(X.shape)} and {tuple(y.shape)}")
+    n, d = X.shape
+    if n == 0:
+        raise ValueError("cannot train on zero examples")
+    device = X.device
+    bs = min(200, n) if s.batch_size is None else min(s.batch_size, n)
+    k = n_classes
+    params = []
+    for cfg in configs:
+        layers = init_params(d, cfg.hidden, k, seed)
+        params.append([(torch.from_numpy(w).to(device), torch.from_numpy(b).to(device)) for w, b in layers])
+    packed = _Packed(list(range(len(configs))), configs, params, None, d, k, device)
+    del params
+    costs = np.array([_cost(c, d, k) for c in configs], dtype=np.float64)
+    best = np.full(len(configs), np.inf)
+    stall = np.zeros(len(configs), dtype=np.int64)
+    curves: list[list[float]] = [[] for _ in configs]
+    results: list[FittedNet | None] = [None] * len(configs)
+    shuffle_rng = np.random.default_rng([seed, 1])
+    t = 0
+    for epoch in range(1, s.max_iter + 1):
+        perm = torch.from_numpy(shuffle_rng.permutation(n)).to(device)
+        total = torch.zeros(len(packed.ids), dtype=torch.float64, device=device)
+        for start in range(0, n, bs):
+            idx = perm[start : start + bs]
+            t += 1
+            batch_loss = packed.step(X[idx], y[idx], t, s)
+            total += batch_loss.double() * idx.shape[0]
+        epoch_loss = (total / n).cpu().numpy()
+        # per-configuration bookkeeping (sklearn's _update_no_improvement_count)
+        stopped_now = []
+        for c, cid in enumerate(packed.ids):
+            if results[cid] is not None:
+                continue
+            loss = float(epoch_loss[c])
+            curves[cid].append(loss)
+            if loss > best[cid] - s.tol:
+                stall[cid] += 1
+            else:
+                stall[cid] = 0
+            if loss < best[cid]:
+                best[cid] = loss
+            converged = bool(stall[cid] > s.n_iter_no_change)
+            if converged or epoch == s.max_iter:
+                layers = packed.params_of(c)
+                results[cid] = FittedNet(
+                    config=configs[cid],
+                    weights=[w.cpu().numpy() for w, _ in layers],
+                    biases=[b.cpu().numpy() for _, b in layers],
+                    n_iter=epoch,
+                    loss_curve=curves[cid],
+                    converged=converged,
+                )
+                stopped_now.append(cid)
+        active = [c for c, cid in enumerate(packed.ids) if results[cid] is None]
+        if progress is not None:
+            progress(epoch, len(active))
+        if not active:
+            break
+        if stopped_now:
+            present = costs[packed.ids].sum()
+            waste = sum(costs[cid] for cid in packed.ids if results[cid] is not None)
+            if waste >= _REPACK_WASTE * present:
+                packed = _Packed(
+                    [packed.ids[c] for c in active],
+                    [packed.configs[c] for c in active],
+                    [packed.params_of(c) for c in active],
+                    [packed.moments_of(c) for c in active],
+                    d,
+                    k,
+                    device,
+                )
+    assert all(r is not None for r in results)
+    return [r for r in results if r is not None]
