@@ -216,3 +216,16 @@ def test_bad_options_and_units_rejected(tiny, tiny_encoder):
     )
     with pytest.raises(TuneprobeError, match="s0:w5"):
         extract(bad, tiny_encoder, cache=False, progress=False)
+
+
+def test_batches_longest_first_within_budgets(tiny, tiny_encoder):
+    import tuneprobe.encoders.extract as ex
+
+    sentences = [("the",) * n for n in (3, 40, 7, 40, 12, 1, 25)]
+    al = align(sentences, tiny_encoder.tokenizer, 64, tiny_encoder.prefix, tiny_encoder.suffix)
+    batches = ex.plan_batches(al, batch_size=2)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(sentences)))
+    assert batches[0].tolist() == [1, 3]  # longest first, ties by index
+    lengths = al.segment_lengths
+    for b in batches:
+        assert len(b) <= 2 and len(b) * lengths[b].max() <= 2 * ex.TOKENS_PER_SEQUENCE

@@ -176,3 +176,21 @@ def test_entry_key_is_stable_and_excludes_layer():
     assert entry_key(spec) == entry_key({"b": [1, 2], "a": 1})
     with pytest.raises(ValueError):
         entry_key({**spec, "layer": 3})
+
+
+def test_concurrent_extractions_compute_once(tiny, tiny_encoder, cache_dir):
+    import threading
+
+    sp = tiny.token_split()
+    results: list = []
+
+    def run() -> None:
+        results.append(extract(sp, tiny_encoder, progress=False))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.meta["from_cache"] for r in results) == [False, True]
+    np.testing.assert_array_equal(results[0].X, results[1].X)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tuneprobe.errors import TuneprobeError, UnknownNameError
-from tuneprobe.store.arrays import RepresentationStore
+from tuneprobe.store.arrays import CacheHit, RepresentationStore
 from tuneprobe.store.keys import (
     canonical_json,
     default_cache_dir,
@@ -47,6 +47,8 @@ log = logging.getLogger("tuneprobe.encoders")
 
 DEFAULT_BATCH_SIZE = 64
 CHECKPOINT_SECONDS = 30.0
+#: padded-token budget per sequence slot: a batch holds at most batch_size * this many tokens
+TOKENS_PER_SEQUENCE = 128
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -105,7 +107,8 @@ def resolve_layers(layers: int | Sequence[int] | None, n_layers: int) -> list[in
 # ------------------------------------------------------------------------------------------------------------
 # planning
 def plan_batches(al: Alignment, batch_size: int) -> list[np.ndarray]:
-    """Batches of local sentence indices: longest first, each up to ``batch_size`` sequences (windows)."""
+    """Batches of local sentence indices: longest first, each up to ``batch_size`` sequences (windows) and
+    up to ``batch_size * TOKENS_PER_SEQUENCE`` padded tokens (so batches of long sequences stay small)."""
     if batch_size < 1:
         raise UnknownNameError(f"batch size must be >= 1, got {batch_size}")
     seg_len = al.segment_lengths
@@ -115,10 +118,14 @@ def plan_batches(al: Alignment, batch_size: int) -> list[np.ndarray]:
     batches: list[np.ndarray] = []
     cur: list[int] = []
     size = 0
+    budget = batch_size * TOKENS_PER_SEQUENCE
+    width = 0  # padded length of the current batch (its first, longest sentence)
     for s in order:
-        if cur and size + n_seg[s] > batch_size:
+        if cur and (size + n_seg[s] > batch_size or (size + n_seg[s]) * width > budget):
             batches.append(np.asarray(cur, dtype=np.int64))
             cur, size = [], 0
+        if not cur:
+            width = int(longest[s])
         cur.append(int(s))
         size += int(n_seg[s])
     if cur:
@@ -145,6 +152,8 @@ def encode(
     """
     import torch
     from tqdm.auto import tqdm
+
+    import tuneprobe.encoders.pool as pool_mod
 
     H = enc.hidden_size
     out_flat = out.reshape(out.shape[0], -1, H)  # [n_layers, n_examples * n_parts, H], a view
@@ -188,10 +197,8 @@ def encode(
             src = torch.from_numpy(seg_local[plan.segment[sel]] * T + plan.pos[sel]).to(dev)
             dst = torch.from_numpy(inv.reshape(-1).astype(np.int64)).to(dev)
             w = torch.from_numpy(plan.weight[sel]).to(dev)
-            from tuneprobe.encoders.pool import pool_batch
-
             for k, layer in enumerate(layers):
-                out_flat[k, uniq] = pool_batch(hidden[layer], src, dst, w, len(uniq)).cpu().numpy()
+                out_flat[k, uniq] = pool_mod.pool_batch(hidden[layer], src, dst, w, len(uniq)).cpu().numpy()
             bar.update(len(segs))
             if (
                 on_checkpoint is not None
@@ -287,7 +294,7 @@ def extract(
     ids = [e.id for e in sp.examples]
     meta: dict[str, Any] = {
         "model": model_name,
-        "model_path": str(model_dir or (enc.path if enc else None)),
+        "model_path": str(model_dir or enc.path) if (model_dir or enc.path) else None,
         "n_model_layers": n_layers,
         "hidden_size": hidden,
         "dim": dim,
@@ -296,22 +303,21 @@ def extract(
     }
 
     store = RepresentationStore(cache_root, verify=verify) if cache else None
+
+    def from_hit(hit: CacheHit) -> Representations:
+        file_meta = hit.manifest["files"][hit.path.name].get("meta", {})
+        keep = ("n_windowed", "n_unk_words", "n_sentences_encoded")
+        meta.update({k: file_meta[k] for k in keep if k in file_meta})
+        meta.update(
+            cache_file=str(hit.path), from_cache=True, seconds=time.perf_counter() - t0, layers=layer_list
+        )
+        log.info("cache hit %s", hit.path)
+        return Representations(X=hit.X, y=y, labels=labels, example_ids=ids, layers=layer_list, meta=meta)
+
     if store is not None:
         hit = store.lookup(key, layer_list, n_examples=len(sp))
         if hit is not None:
-            file_meta = hit.manifest["files"][hit.path.name].get("meta", {})
-            meta.update(
-                {
-                    k: file_meta[k]
-                    for k in ("n_windowed", "n_unk_words", "n_sentences_encoded")
-                    if k in file_meta
-                }
-            )
-            meta.update(
-                cache_file=str(hit.path), from_cache=True, seconds=time.perf_counter() - t0, layers=layer_list
-            )
-            log.info("cache hit %s", hit.path)
-            return Representations(X=hit.X, y=y, labels=labels, example_ids=ids, layers=layer_list, meta=meta)
+            return from_hit(hit)
 
     if enc is None:
         from tuneprobe.encoders.load import load_encoder_dir
@@ -348,21 +354,25 @@ def extract(
         meta.update(cache_file=None, from_cache=False, seconds=time.perf_counter() - t0, layers=layer_list)
         return Representations(X=X, y=y, labels=labels, example_ids=ids, layers=layer_list, meta=meta)
 
-    plan_id = sha256_text(canonical_json([key, layer_list, batch_size, limit]))
-    with store.writer(key, spec, layer_list, len(sp), dim, plan_id) as w:
-        encode(
-            enc,
-            al,
-            plan,
-            batches,
-            layer_list,
-            w.array,
-            start_batch=w.batches_done,
-            on_checkpoint=w.checkpoint,
-            progress=progress,
-        )
-        run_meta["seconds"] = time.perf_counter() - t0
-        path = w.commit(run_meta)
+    plan_id = sha256_text(canonical_json([key, layer_list, batch_size, TOKENS_PER_SEQUENCE, limit]))
+    with store.locked(key):
+        hit = store.lookup(key, layer_list, n_examples=len(sp))  # another process may have just written it
+        if hit is not None:
+            return from_hit(hit)
+        with store.writer(key, spec, layer_list, len(sp), dim, plan_id) as w:
+            encode(
+                enc,
+                al,
+                plan,
+                batches,
+                layer_list,
+                w.array,
+                start_batch=w.batches_done,
+                on_checkpoint=w.checkpoint,
+                progress=progress,
+            )
+            run_meta["seconds"] = time.perf_counter() - t0
+            path = w.commit(run_meta)
     X = np.load(path, mmap_mode="r")
     meta.update(cache_file=str(path), from_cache=False, seconds=time.perf_counter() - t0, layers=layer_list)
     log.info("extracted %s in %.1fs -> %s", X.shape, meta["seconds"], path)

@@ -34,6 +34,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,6 +46,10 @@ import numpy as np
 from tuneprobe.store.keys import FORMAT_VERSION, default_cache_dir, layer_key
 
 log = logging.getLogger("tuneprobe.store")
+
+_registry_lock = threading.Lock()
+_thread_locks: dict[str, threading.RLock] = {}  # entry dir -> lock making ``locked`` re-entrant per thread
+_depth: dict[str, int] = {}
 
 MANIFEST = "manifest.json"
 PROGRESS = "progress.json"
@@ -214,7 +219,7 @@ class RepresentationStore:
 
     def _drop_corrupt(self, key: str, path: Path, why: str) -> None:
         log.warning("cached representation file %s %s; it will be recomputed", path, why)
-        with self._locked(key):
+        with self.locked(key):
             manifest = self.read_manifest(key) or {}
             manifest.get("files", {}).pop(path.name, None)
             if manifest:
@@ -226,22 +231,31 @@ class RepresentationStore:
 
     # -- writing ---------------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _locked(self, key: str) -> Iterator[None]:
+    def locked(self, key: str) -> Iterator[None]:
+        """Hold the entry's exclusive lock (``flock`` across processes; re-entrant within a thread)."""
         d = self.entry_dir(key)
         d.mkdir(parents=True, exist_ok=True)
-        if fcntl is None:  # pragma: no cover
-            yield
-            return
-        with open(d / ".lock", "a+") as fh:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log.info("waiting for another process writing %s", d)
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        k = str(d)
+        with _registry_lock:
+            rlock = _thread_locks.setdefault(k, threading.RLock())
+        with rlock:
+            depth = _depth.get(k, 0)
+            fh = None
+            if depth == 0 and fcntl is not None:
+                fh = open(d / ".lock", "a+")  # noqa: SIM115 (closed below)
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    log.info("waiting for another process writing %s", d)
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            _depth[k] = depth + 1
             try:
                 yield
             finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+                _depth[k] -= 1
+                if fh is not None:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+                    fh.close()
 
     @contextlib.contextmanager
     def writer(
@@ -253,7 +267,7 @@ class RepresentationStore:
         partial directories of the entry are stale and removed). Call ``EntryWriter.commit()`` to publish;
         leaving the block without it keeps the partial state for a later resume.
         """
-        with self._locked(key):
+        with self.locked(key):
             w = EntryWriter(self, key, spec, [int(x) for x in layers], n_examples, dim, plan)
             try:
                 yield w
