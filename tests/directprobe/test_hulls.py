@@ -1,0 +1,216 @@
+"""Hull distances against an independent QP (SLSQP over simplex weights), overlaps, certificates, batching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from tuneprobe.directprobe.clustering import Clustering
+from tuneprobe.directprobe.hulls import (
+    cluster_distance_matrix,
+    cluster_distances,
+    hull_distance,
+    point_hull_distance,
+    point_hull_distance_details,
+    point_hull_distances,
+)
+
+
+def qp_distance(A: np.ndarray, B: np.ndarray) -> float:
+    """min ||alpha A - beta B|| over two simplices, by SLSQP (independent of the code under test)."""
+    nA, nB = len(A), len(B)
+
+    def f(z: np.ndarray) -> float:
+        x = z[:nA] @ A - z[nA:] @ B
+        return float(x @ x)
+
+    def g(z: np.ndarray) -> np.ndarray:
+        x = z[:nA] @ A - z[nA:] @ B
+        return np.concatenate([2 * A @ x, -2 * B @ x])
+
+    z0 = np.concatenate([np.full(nA, 1 / nA), np.full(nB, 1 / nB)])
+    ea = np.r_[np.ones(nA), np.zeros(nB)]
+    eb = np.r_[np.zeros(nA), np.ones(nB)]
+    cons = [
+        {"type": "eq", "fun": lambda z: z @ ea - 1, "jac": lambda z: ea},
+        {"type": "eq", "fun": lambda z: z @ eb - 1, "jac": lambda z: eb},
+    ]
+    r = minimize(
+        f,
+        z0,
+        jac=g,
+        bounds=[(0, 1)] * (nA + nB),
+        constraints=cons,
+        method="SLSQP",
+        options={"ftol": 1e-15, "maxiter": 3000},
+    )
+    return float(np.sqrt(max(r.fun, 0.0)))
+
+
+def make_clustering(
+    assign: list[int] | np.ndarray, labels: list[int], names: list[str] | None = None
+) -> Clustering:
+    a = np.asarray(assign, dtype=np.int64)
+    lab = np.asarray(labels, dtype=np.int64)
+    n_labels = int(lab.max()) + 1 if names is None else len(names)
+    return Clustering(assignment=a, cluster_labels=lab, n_labels=n_labels, label_names=names)
+
+
+CASES = [
+    (d, nA, nB, seed)
+    for seed, (d, nA, nB) in enumerate(
+        [(2, 5, 7), (3, 12, 4), (5, 20, 20), (10, 8, 30), (30, 25, 15), (60, 40, 35), (3, 1, 9), (8, 1, 1)]
+    )
+]
+
+
+@pytest.mark.parametrize("d,nA,nB,seed", CASES)
+def test_hull_distance_matches_qp(d: int, nA: int, nB: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(nA, d))
+    B = rng.normal(size=(nB, d)) + 4.0 * rng.normal(size=d) / np.sqrt(d) + np.r_[3.0, np.zeros(d - 1)]
+    r = hull_distance(A, B)
+    q = qp_distance(A, B)
+    assert q > 1e-3
+    assert r.converged and not r.overlap
+    assert abs(r.distance - q) <= 1e-4 * q
+    # certificate: the points are convex combinations and realise the distance; the bound brackets the truth
+    assert np.isclose(r.alpha.sum(), 1) and np.isclose(r.beta.sum(), 1)
+    assert (r.alpha >= 0).all() and (r.beta >= 0).all()
+    np.testing.assert_allclose(r.a, r.alpha @ A, atol=1e-12)
+    assert np.isclose(np.linalg.norm(r.a - r.b), r.distance, rtol=1e-9)
+    assert r.lower <= q * (1 + 1e-9) and r.distance >= q * (1 - 1e-9)
+    assert r.distance - r.lower <= 1e-4 * r.distance
+    assert np.isclose(r.gap, (r.distance - r.lower) * r.distance, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hull_distance_random_shifts_vs_qp(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    d = int(rng.choice([2, 4, 16]))
+    A = rng.normal(size=(int(rng.integers(2, 15)), d))
+    B = rng.normal(size=(int(rng.integers(2, 15)), d)) + rng.uniform(1.0, 4.0) * np.eye(d)[0]
+    q = qp_distance(A, B)
+    r = hull_distance(A, B)
+    if q < 1e-6:
+        assert r.overlap and r.distance == 0.0
+    else:
+        assert abs(r.distance - q) <= 1e-4 * q
+
+
+def test_overlapping_hulls_are_zero() -> None:
+    rng = np.random.default_rng(1)
+    A = rng.normal(size=(30, 3))
+    B = rng.normal(size=(25, 3)) * 0.5
+    r = hull_distance(A, B)
+    assert r.overlap and r.converged and r.distance == 0.0 and r.lower == 0.0
+    # crossing segments in the plane
+    r = hull_distance(np.array([[-1.0, 0.0], [1.0, 0.0]]), np.array([[0.0, -1.0], [0.0, 1.0]]))
+    assert r.overlap and r.distance == 0.0
+    # touching hulls (shared vertex)
+    r = hull_distance(np.array([[0.0, 0.0], [-1.0, 1.0]]), np.array([[0.0, 0.0], [1.0, 1.0]]))
+    assert r.distance == 0.0
+
+
+def test_parallel_segments_exact() -> None:
+    A = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    B = np.array([[0.5, 2.0, 0.0], [3.0, 2.0, 0.0]])
+    r = hull_distance(A, B)
+    assert r.distance == pytest.approx(2.0, rel=1e-12)
+
+
+def test_point_hull_distance() -> None:
+    rng = np.random.default_rng(3)
+    C = rng.normal(size=(20, 5))
+    inside = C[:6].mean(0)
+    r = point_hull_distance(inside, C)
+    assert r.overlap and r.distance == 0.0
+    for k in range(4):
+        p = rng.normal(size=5) * 3 + 4 * np.eye(5)[k]
+        r = point_hull_distance(p, C)
+        q = qp_distance(C, p[None])
+        assert abs(r.distance - q) <= 1e-4 * max(q, 1e-12)
+        np.testing.assert_allclose(r.b, p)
+    # a vertex of the hull is at distance 0
+    assert point_hull_distance(C[3], C).distance == 0.0
+
+
+def test_cluster_distance_matrix_matches_pairwise() -> None:
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(5, 6)) * 6
+    sizes = [1, 4, 9, 15, 2]
+    X = np.concatenate([c + rng.normal(size=(s, 6)) for c, s in zip(centres, sizes, strict=True)])
+    assign = np.repeat(np.arange(5), sizes)
+    perm = rng.permutation(len(X))  # rows need not be grouped by cluster
+    X, assign = X[perm], assign[perm]
+    cl = make_clustering(assign, [0, 1, 1, 2, 0])
+    D = cluster_distance_matrix(X, cl)
+    assert D.shape == (5, 5)
+    np.testing.assert_array_equal(np.diag(D), 0.0)
+    np.testing.assert_array_equal(D, D.T)
+    for i in range(5):
+        for j in range(5):
+            if i == j:
+                continue
+            same = cl.cluster_labels[i] == cl.cluster_labels[j]
+            if same:
+                assert np.isnan(D[i, j])
+            else:
+                q = qp_distance(X[assign == i], X[assign == j])
+                assert abs(D[i, j] - q) <= 1e-4 * q
+    full = cluster_distances(X, cl, same_label=True)
+    q = qp_distance(X[assign == 1], X[assign == 2])
+    assert abs(full.distance[1, 2] - q) <= 1e-4 * max(q, 1e-9)
+    assert full.converged.all()
+    assert (full.lower <= full.distance + 1e-12).all()
+    # small chunks give the same answer
+    np.testing.assert_allclose(cluster_distances(X, cl, chunk_pairs=2).distance, D, rtol=1e-4, equal_nan=True)
+
+
+def test_dropped_rows_are_ignored() -> None:
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [5.0, 0.0], [1.0, 0.5], [3.0, 0.0]])
+    cl = make_clustering([0, 0, 1, -1, 1], [0, 1])
+    D = cluster_distance_matrix(X, cl)
+    assert D[0, 1] == pytest.approx(3.0, rel=1e-9)
+
+
+def test_point_hull_distances_matrix() -> None:
+    rng = np.random.default_rng(11)
+    X = np.concatenate([rng.normal(size=(12, 4)), rng.normal(size=(7, 4)) + 5, rng.normal(size=(1, 4)) - 5])
+    cl = make_clustering(np.repeat([0, 1, 2], [12, 7, 1]), [0, 1, 0])
+    P = np.concatenate([rng.normal(size=(5, 4)) * 3, X[:1], X[:3].mean(0, keepdims=True)])
+    M = point_hull_distances(P, X, cl)
+    assert M.shape == (7, 3)
+    for t in range(7):
+        for c in range(3):
+            q = qp_distance(X[cl.assignment == c], P[t][None])
+            assert abs(M[t, c] - q) <= 1e-4 * max(q, 1e-9) + 1e-9
+    assert M[5, 0] == 0.0 and M[6, 0] == 0.0
+    mask = np.zeros((7, 3), dtype=bool)
+    mask[:, 1] = True
+    det = point_hull_distance_details(P, X, cl, clusters=mask)
+    assert np.isnan(det.distance[:, 0]).all()
+    np.testing.assert_allclose(det.distance[:, 1], M[:, 1])
+
+
+def test_duplicates_and_degenerate_inputs() -> None:
+    A = np.array([[1.0, 1.0]] * 5)
+    B = np.array([[1.0, 1.0], [2.0, 2.0]])
+    assert hull_distance(A, B).distance == 0.0
+    r = hull_distance(A, np.array([[4.0, 5.0]] * 3))
+    assert r.distance == pytest.approx(5.0, rel=1e-12)
+    with pytest.raises(ValueError):
+        hull_distance(np.zeros((0, 2)), B)
+    with pytest.raises(ValueError):
+        hull_distance(np.array([[np.nan, 0.0]]), B)
+
+
+def test_torch_backend_matches_numpy() -> None:
+    pytest.importorskip("tuneprobe.directprobe._hulls_torch")
+    rng = np.random.default_rng(5)
+    X = np.concatenate([rng.normal(size=(10, 8)) + 3 * k for k in range(4)])
+    cl = make_clustering(np.repeat(np.arange(4), 10), [0, 1, 2, 3])
+    a = cluster_distance_matrix(X, cl)
+    b = cluster_distance_matrix(X, cl, backend="torch")
+    np.testing.assert_allclose(a, b, rtol=2e-4)
