@@ -148,3 +148,27 @@ def test_search_rejects_half_dev(splits) -> None:
     (Xtr, ytr), (Xte, yte) = splits["train"], splits["test"]
     with pytest.raises(ValueError, match="X_dev"):
         ProbeSearch(**SMALL).run(Xtr, ytr, Xte, yte, X_dev=Xte)
+
+
+def test_parallel_workers_give_the_same_fits(splits) -> None:
+    """Jobs on two worker threads (one per hidden-size group) end exactly where one batched loop ends."""
+    X, y = splits["train"]
+    configs = [NetConfig((h1, h2), a) for h1 in (3, 8) for h2 in (5,) for a in (1e-5, 1.0)]
+    settings = TrainSettings(max_iter=15, batch_size=50)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    one = train_nets(Xt, yt, 4, configs, seed=1, settings=settings, workers=1)
+    seen: list[tuple[int, int]] = []
+    two = train_nets(
+        Xt, yt, 4, configs, seed=1, settings=settings, workers=2, progress=lambda e, a: seen.append((e, a))
+    )
+    assert torch.get_num_threads() == 1  # restored (the fixture set 1)
+    assert [e for e, _ in seen] == list(range(1, 16))
+    for a, b in zip(one, two, strict=True):
+        assert a.n_iter == b.n_iter
+        for wa, wb in zip(a.weights, b.weights, strict=True):
+            np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+    Xte, yte = splits["test"]
+    r1 = probe_search(X, y, Xte, yte, workers=1, seeds=(0, 1, 2), **SMALL)
+    r2 = probe_search(X, y, Xte, yte, workers=2, seeds=(0, 1, 2), **SMALL)
+    assert (r1.best_h1, r1.best_h2, r1.best_alpha) == (r2.best_h1, r2.best_h2, r2.best_alpha)
+    np.testing.assert_allclose(r1.test_accuracies, r2.test_accuracies)

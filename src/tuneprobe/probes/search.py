@@ -10,7 +10,10 @@
    is reported in percent as mean and *population* std over the seeds. Test labels unseen in train count as
    errors; their number is reported. With a dev split the grid already trained the best setting on all of
    train with ``grid_seed``; when ``grid_seed`` is among ``seeds`` that fit is reused instead of being trained
-   again.
+   again. The remaining refits run as parallel jobs on CPU (``workers``).
+
+Determinism: the same data, options and ``workers`` give the same result (single-threaded kernels per job);
+changing ``workers`` or the device changes only float rounding.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from tuneprobe.probes._train import FittedNet, NetConfig, TrainSettings, train_nets
+from tuneprobe.probes._train import FittedNet, NetConfig, TrainSettings, train_jobs, train_nets
 from tuneprobe.probes.estimators import as_float32, encode_labels, resolve_device
 from tuneprobe.store.representations import Representations
 
@@ -182,6 +185,7 @@ class ProbeSearch:
         None  # explicit (h1, h2, alpha) list overrides the grid
     )
     device: str | torch.device | None = None
+    workers: int | None = None  # CPU threads running independent jobs; None: torch.get_num_threads()
     progress: Callable[[str, int, int], None] | None = None  # (phase, epoch, n_active)
 
     def grid(self) -> list[NetConfig]:
@@ -243,14 +247,16 @@ class ProbeSearch:
             selection = "dev"
             Xsel = as_float32(X_dev, dev)
             ysel_idx = encode_labels(classes, np.asarray(y_dev))
-            fits = train_nets(Xtr, ytr, k, configs, self.grid_seed, settings, self._cb("grid"))
+            fits = train_nets(Xtr, ytr, k, configs, self.grid_seed, settings, self._cb("grid"), self.workers)
         else:
             selection = "holdout"
             fit_idx, hold_idx = stratified_holdout(y_train, self.holdout_fraction, self.holdout_seed)
             fi = torch.from_numpy(fit_idx).to(dev)
             Xsel = Xtr[torch.from_numpy(hold_idx).to(dev)]
             ysel_idx = ytr_idx[hold_idx]
-            fits = train_nets(Xtr[fi], ytr[fi], k, configs, self.grid_seed, settings, self._cb("grid"))
+            fits = train_nets(
+                Xtr[fi], ytr[fi], k, configs, self.grid_seed, settings, self._cb("grid"), self.workers
+            )
         timings["grid_s"] = time.perf_counter() - t0
         if len(ysel_idx) == 0:
             raise ValueError("the selection set is empty")
@@ -265,13 +271,15 @@ class ProbeSearch:
         t0 = time.perf_counter()
         Xte = as_float32(X_test, dev)
         yte_idx = encode_labels(classes, y_test)
-        test_accs = []
-        for seed in self.seeds:
-            if selection == "dev" and seed == self.grid_seed:
-                net = fits[b]
-            else:
-                (net,) = train_nets(Xtr, ytr, k, [best], seed, settings, self._cb(f"refit seed {seed}"))
-            test_accs.append(100.0 * _accuracy(net, Xte, yte_idx))
+        reuse = selection == "dev"  # the grid's grid_seed fit of the best setting is that seed's refit
+        todo = [seed for seed in self.seeds if not (reuse and seed == self.grid_seed)]
+        refits = train_jobs(
+            Xtr, ytr, k, [([best], seed) for seed in todo], settings, self._cb("refit"), self.workers
+        )
+        nets = dict(zip(todo, (f[0] for f in refits), strict=True))
+        test_accs = [
+            100.0 * _accuracy(nets[seed] if seed in nets else fits[b], Xte, yte_idx) for seed in self.seeds
+        ]
         timings["refit_s"] = time.perf_counter() - t0
         unseen = yte_idx < 0
         mean = float(np.mean(test_accs))

@@ -1,0 +1,319 @@
+#!/usr/bin/env python
+"""Benchmark the paper's MLP probe search: tuneprobe's batched torch grid vs scikit-learn's ``MLPClassifier``.
+
+Both sides run the same protocol (PAPER.md section 5) on the same float32 vectors, each in its own subprocess
+(so each side's peak RSS is its own, read with ``wait4``, and thread settings do not leak):
+
+* **grid**: hidden sizes ``(h1, h2)`` in ``{32, 64, 128, 256}^2`` x ``alpha`` in ``10^-7 .. 10^0`` = 128
+  configurations, at most ``--max-iter`` (1,000) epochs each, trained with seed 0 on train;
+* **selection** on the dev split (ties: first in grid order);
+* **refit** of the best setting on train with seeds 0-4 (the grid's seed-0 fit is that refit, on both sides),
+  test accuracy mean and population std in percent.
+
+sklearn: ``MLPClassifier(hidden_layer_sizes=(h1, h2), alpha=alpha, max_iter=1000, random_state=seed)``, all
+other arguments at their defaults (adam, relu, batch ``min(200, n)``, lr 1e-3, tol 1e-4, 10 epochs without
+improvement), one fit after another, as the paper ran it. Ours: ``tuneprobe.probes.ProbeSearch`` (all 128
+configurations trained at once as one batched model). Both sides get the same number of threads
+(``--threads``; torch's ``set_num_threads`` and the BLAS/OpenMP variables).
+
+Vectors: ``tuneprobe.extract(task, model=..., split=..., layers=[layer])`` (cached), default ps-role, the
+packaged offline MiniLM, hidden-state layer 6.
+
+Usage::
+
+    python bench/probe.py                       # the full grid on both sides (sklearn takes a long while)
+    python bench/probe.py --subset-configs 8    # a quick check on 8 configurations spread over the grid
+    python bench/probe.py --skip-sklearn        # ours only
+
+Output: a table on stdout, and ``bench/out/probe_<task>_l<layer>[_subsetN].json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = REPO / "bench" / "out"
+HIDDEN = (32, 64, 128, 256)
+ALPHAS = tuple(float(10.0**e) for e in range(-7, 1))
+TARGET_SPEEDUP = 5.0
+TARGET_ACC_POINTS = 0.5
+
+
+def grid(subset: int | None) -> list[tuple[int, int, float]]:
+    """The paper's grid in order (h1, h2, alpha ascending); ``subset``: that many, spread over it."""
+    full = [(h1, h2, a) for h1 in HIDDEN for h2 in HIDDEN for a in ALPHAS]
+    if subset is None or subset >= len(full):
+        return full
+    idx = sorted({int(round(i)) for i in np.linspace(0, len(full) - 1, subset)})
+    return [full[i] for i in idx]
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+# -----------------------------------------------------------------------------------------------------------
+# the two sides (run in child processes)
+
+
+def side_ours(data: dict[str, np.ndarray], configs: list, seeds: list[int], max_iter: int) -> dict[str, Any]:
+    from tuneprobe.probes import ProbeSearch
+
+    t0 = time.perf_counter()
+    search = ProbeSearch(configs=configs, seeds=seeds, max_iter=max_iter, device="cpu")
+    r = search.run(data["Xtr"], data["ytr"], data["Xte"], data["yte"], data["Xdev"], data["ydev"])
+    wall = time.perf_counter() - t0
+    return {
+        "wall_s": wall,
+        "grid_s": r.timings["grid_s"],
+        "refit_s": r.timings["refit_s"],
+        "best": [r.best_h1, r.best_h2, r.best_alpha],
+        "dev_accuracies": [p.selection_accuracy for p in r.grid],
+        "n_iter": [p.n_iter for p in r.grid],
+        "not_converged": sum(not p.converged for p in r.grid),
+        "test_accuracies": r.test_accuracies,
+        "mean": r.mean,
+        "std": r.std,
+        "n_test_unseen": r.n_test_unseen,
+    }
+
+
+def side_sklearn(
+    data: dict[str, np.ndarray], configs: list, seeds: list[int], max_iter: int
+) -> dict[str, Any]:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    Xtr, ytr, Xdev, ydev, Xte, yte = (data[k] for k in ("Xtr", "ytr", "Xdev", "ydev", "Xte", "yte"))
+
+    def fit(h1: int, h2: int, alpha: float, seed: int) -> MLPClassifier:
+        return MLPClassifier(
+            hidden_layer_sizes=(h1, h2), alpha=alpha, max_iter=max_iter, random_state=seed
+        ).fit(Xtr, ytr)
+
+    t0 = time.perf_counter()
+    fits, dev_acc = [], []
+    for i, (h1, h2, a) in enumerate(configs):
+        m = fit(h1, h2, a, 0)
+        fits.append(m)
+        dev_acc.append(float(np.mean(m.predict(Xdev) == ydev)))
+        print(
+            f"  sklearn {i + 1}/{len(configs)} ({h1}, {h2}, {a:g}): {m.n_iter_} epochs, "
+            f"dev {dev_acc[-1]:.4f}, {time.perf_counter() - t0:.0f}s",
+            file=sys.stderr,
+            flush=True,
+        )
+    grid_s = time.perf_counter() - t0
+    b = int(np.argmax(dev_acc))
+    h1, h2, a = configs[b]
+    t1 = time.perf_counter()
+    test = []
+    for s in seeds:
+        m = fits[b] if s == 0 else fit(h1, h2, a, s)
+        test.append(100.0 * float(np.mean(m.predict(Xte) == yte)))
+    refit_s = time.perf_counter() - t1
+    return {
+        "wall_s": time.perf_counter() - t0,
+        "grid_s": grid_s,
+        "refit_s": refit_s,
+        "best": [h1, h2, a],
+        "dev_accuracies": dev_acc,
+        "n_iter": [int(m.n_iter_) for m in fits],
+        "not_converged": sum(int(m.n_iter_) >= max_iter for m in fits),
+        "test_accuracies": test,
+        "mean": float(np.mean(test)),
+        "std": float(np.std(test)),
+        "n_test_unseen": int(np.sum(~np.isin(yte, np.unique(ytr)))),
+    }
+
+
+def worker(side: str, work: Path, threads: int, max_iter: int, seeds: list[int]) -> None:
+    """Child process: load the vectors from ``work``, run one side, write ``work/<side>.json``."""
+    import torch
+
+    torch.set_num_threads(threads)
+    data = {k: v for k, v in np.load(work / "data.npz", allow_pickle=False).items()}
+    configs = [tuple(c) for c in json.loads((work / "configs.json").read_text())]
+    configs = [(int(a), int(b), float(c)) for a, b, c in configs]
+    fn = side_ours if side == "ours" else side_sklearn
+    out = fn(data, configs, seeds, max_iter)
+    (work / f"{side}.json").write_text(json.dumps(out))
+
+
+def run_side(side: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(args.threads)
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--_worker",
+        side,
+        "--_work",
+        str(work),
+        "--threads",
+        str(args.threads),
+        "--max-iter",
+        str(args.max_iter),
+        "--seeds",
+        args.seeds,
+    ]
+    load0 = load_average()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env)
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if status != 0:
+        raise SystemExit(f"{side} side failed (status {status})")
+    out = json.loads((work / f"{side}.json").read_text())
+    out["process_wall_s"] = wall
+    out["peak_rss_mb"] = ru.ru_maxrss / 1024
+    out["load_before"] = load0
+    out["load_after"] = load_average()
+    return out
+
+
+# -----------------------------------------------------------------------------------------------------------
+# parent
+
+
+def extract_data(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    import tuneprobe
+
+    data: dict[str, np.ndarray] = {}
+    info: dict[str, Any] = {}
+    for split, key in (("train", "tr"), ("dev", "dev"), ("test", "te")):
+        rep = tuneprobe.extract(
+            args.task,
+            model=args.model,
+            split=split,
+            layers=[args.layer],
+            data_dir=args.data_dir,
+            progress=False,
+        )
+        data["X" + key] = np.ascontiguousarray(rep.layer(args.layer), dtype=np.float32)
+        data["y" + key] = np.asarray(rep.labels)[np.asarray(rep.y)].astype(str)
+        info[split] = int(rep.n_examples)
+    info["dim"] = int(data["Xtr"].shape[1])
+    info["n_labels_train"] = len(np.unique(data["ytr"]))
+    return data, info
+
+
+def report(res: dict[str, Any]) -> str:
+    lines = []
+    i = res["info"]
+    lines.append(
+        f"{res['task']} ({res['model']}, layer {res['layer']}): train {i['train']} / dev {i['dev']} / test "
+        f"{i['test']}, dim {i['dim']}, {i['n_labels_train']} train labels; {res['n_configs']} "
+        f"configurations, max_iter {res['max_iter']}, seeds {res['seeds']}, {res['threads']} thread(s)"
+    )
+    head = (
+        f"{'side':8} {'wall s':>8} {'grid s':>8} {'refit s':>8} {'peak RSS MB':>12} {'mean epochs':>12} "
+        f"{'best (h1, h2, alpha)':>22} {'dev acc':>8} {'test acc %':>16} {'load':>10}"
+    )
+    lines.append(head)
+    for side in ("sklearn", "ours"):
+        r = res.get(side)
+        if r is None:
+            continue
+        b = r["best"]
+        dev = max(r["dev_accuracies"])
+        lines.append(
+            f"{side:8} {r['wall_s']:8.1f} {r['grid_s']:8.1f} {r['refit_s']:8.1f} {r['peak_rss_mb']:12.0f} "
+            f"{np.mean(r['n_iter']):12.1f} {f'({b[0]}, {b[1]}, {b[2]:g})':>22} {100 * dev:8.2f} "
+            f"{r['mean']:8.2f} ± {r['std']:5.2f} {r['load_before']:4.1f}/{r['load_after']:4.1f}"
+        )
+    if "sklearn" in res and "ours" in res:
+        s, o = res["sklearn"], res["ours"]
+        ratio = s["wall_s"] / o["wall_s"]
+        diff = abs(s["mean"] - o["mean"])
+        dev_diff = np.abs(np.asarray(s["dev_accuracies"]) - np.asarray(o["dev_accuracies"]))
+        lines.append(
+            f"speed-up sklearn/ours (whole protocol): {ratio:.2f}x (target >= {TARGET_SPEEDUP:g}x: "
+            f"{'met' if ratio >= TARGET_SPEEDUP else 'NOT met'}); grid only {s['grid_s'] / o['grid_s']:.2f}x"
+        )
+        lines.append(
+            f"test accuracy difference: {diff:.2f} points (target <= {TARGET_ACC_POINTS}: "
+            f"{'met' if diff <= TARGET_ACC_POINTS else 'NOT met'}); per-configuration dev accuracy |diff|: "
+            f"mean {100 * dev_diff.mean():.2f}, max {100 * dev_diff.max():.2f} points; epochs per fit: "
+            f"sklearn {np.mean(s['n_iter']):.1f}, ours {np.mean(o['n_iter']):.1f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--task", default="ps-role")
+    p.add_argument("--model", default="default")
+    p.add_argument("--layer", type=int, default=6)
+    p.add_argument("--data-dir", default=os.environ.get("TUNEPROBE_DATA"))
+    p.add_argument("--subset-configs", type=int, default=None, help="this many configurations (quick checks)")
+    p.add_argument("--max-iter", type=int, default=1000)
+    p.add_argument("--seeds", default="0,1,2,3,4")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--skip-sklearn", action="store_true")
+    p.add_argument("--out", type=Path, default=None, help="result JSON (default bench/out/probe_...json)")
+    p.add_argument("--_worker", dest="worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--_work", dest="work", type=Path, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    if args.worker is not None:
+        worker(args.worker, args.work, args.threads, args.max_iter, seeds)
+        return 0
+
+    configs = grid(args.subset_configs)
+    data, info = extract_data(args)
+    res: dict[str, Any] = {
+        "task": args.task,
+        "model": args.model,
+        "layer": args.layer,
+        "n_configs": len(configs),
+        "max_iter": args.max_iter,
+        "seeds": seeds,
+        "threads": args.threads,
+        "info": info,
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    with tempfile.TemporaryDirectory(prefix="tuneprobe-bench-probe-") as tmp:
+        work = Path(tmp)
+        np.savez(work / "data.npz", **data)
+        (work / "configs.json").write_text(json.dumps(configs))
+        print(f"ours: {len(configs)} configurations ...", file=sys.stderr, flush=True)
+        res["ours"] = run_side("ours", work, args)
+        print(f"ours: {res['ours']['wall_s']:.1f}s", file=sys.stderr, flush=True)
+        if not args.skip_sklearn:
+            print(f"sklearn: {len(configs)} configurations ...", file=sys.stderr, flush=True)
+            res["sklearn"] = run_side("sklearn", work, args)
+    res["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    text = report(res)
+    res["report"] = text
+    print(text)
+    suffix = f"_subset{len(configs)}" if args.subset_configs else ""
+    out = args.out or DEFAULT_OUT / f"probe_{args.task}_l{args.layer}{suffix}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
