@@ -229,3 +229,23 @@ def test_batches_longest_first_within_budgets(tiny, tiny_encoder):
     lengths = al.segment_lengths
     for b in batches:
         assert len(b) <= 2 and len(b) * lengths[b].max() <= 2 * ex.TOKENS_PER_SEQUENCE
+
+
+@pytest.mark.parametrize("via_torch", [False, True])
+def test_sparse_pooling_matches_gather_and_index_add(via_torch):
+    from tuneprobe.encoders.pool import batch_pooler, pool_batch
+
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(3, 5, 4, generator=g)
+    src = np.array([0, 1, 1, 7, 14, 3])
+    dst = np.array([0, 0, 1, 2, 2, 0])
+    w = np.array([0.5, 0.5, 1.0, 0.25, 0.75, 2.0], dtype=np.float32)
+    backend = "torch" if via_torch else "auto"  # torch: the GPU code path, exercised on CPU tensors
+    pooler = batch_pooler(src, dst, w, 3, 15, torch.device("cpu"), backend=backend)
+    assert isinstance(pooler, torch.Tensor) == via_torch
+    got = pool_batch(hidden, pooler)
+    flat = hidden.reshape(15, 4).numpy()
+    expected = np.zeros((3, 4), dtype=np.float32)
+    np.add.at(expected, dst, flat[src] * w[:, None])
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=1e-6)

@@ -194,11 +194,12 @@ def encode(
             ).hidden_states
             sel = order[bounds[b] : bounds[b + 1]]
             uniq, inv = np.unique(plan.target[sel], return_inverse=True)
-            src = torch.from_numpy(seg_local[plan.segment[sel]] * T + plan.pos[sel]).to(dev)
-            dst = torch.from_numpy(inv.reshape(-1).astype(np.int64)).to(dev)
-            w = torch.from_numpy(plan.weight[sel]).to(dev)
+            src = seg_local[plan.segment[sel]] * T + plan.pos[sel]
+            pooler = pool_mod.batch_pooler(
+                src, inv.reshape(-1), plan.weight[sel], len(uniq), len(segs) * T, dev
+            )
             for k, layer in enumerate(layers):
-                out_flat[k, uniq] = pool_mod.pool_batch(hidden[layer], src, dst, w, len(uniq)).cpu().numpy()
+                out_flat[k, uniq] = pool_mod.pool_batch(hidden[layer], pooler)
             bar.update(len(segs))
             if (
                 on_checkpoint is not None
@@ -320,9 +321,20 @@ def extract(
             return from_hit(hit)
 
     if enc is None:
+        from transformers.utils import logging as hf_logging
+
         from tuneprobe.encoders.load import load_encoder_dir
 
-        enc = load_encoder_dir(model_dir, name=model_name, device=device, trust_remote_code=trust_remote_code)
+        was_enabled = hf_logging.is_progress_bar_enabled()
+        if not progress:
+            hf_logging.disable_progress_bar()
+        try:
+            enc = load_encoder_dir(
+                model_dir, name=model_name, device=device, trust_remote_code=trust_remote_code
+            )
+        finally:
+            if was_enabled:
+                hf_logging.enable_progress_bar()
     elif device != "auto":
         from tuneprobe.encoders.load import resolve_device
 

@@ -11,15 +11,16 @@ triplets for the whole split:
   i.e. every sentence that fits, gives exactly the [CLS] vector); ``mean``: every subword of the sentence
   (specials excluded), weight 1/n_subwords.
 
-At run time a batch's triplets become flat indices into its ``[B*T, H]`` hidden states and one ``index_add_``
-per layer computes all of the batch's vectors (``pool_batch``): no Python loop over words.
+At run time a batch's triplets become a sparse ``[n_targets, B*T]`` pooling matrix (``batch_pooler``) and
+one sparse-dense product per layer computes all of the batch's vectors (``pool_batch``): no Python loop over
+words.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -156,18 +157,50 @@ def build_pool_plan(
     )
 
 
-def pool_batch(
-    hidden: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, weight: torch.Tensor, n_targets: int
-) -> torch.Tensor:
-    """Weighted sparse pooling of one layer of one batch.
+def batch_pooler(
+    src: np.ndarray,
+    dst: np.ndarray,
+    weight: np.ndarray,
+    n_targets: int,
+    n_rows: int,
+    device: torch.device,
+    backend: str = "auto",
+) -> Any:
+    """The pooling matrix of one batch, ``[n_targets, n_rows]`` with ``weight[i]`` at ``(dst[i], src[i])``
+    (duplicates add up): a scipy CSR matrix for CPU, a torch sparse COO tensor on ``device`` otherwise.
 
-    hidden: ``[B, T, H]`` hidden states. src: int64 ``[k]`` flat row indices into ``hidden.reshape(B*T, H)``.
-    dst: int64 ``[k]`` output row of each triplet. weight: float32 ``[k]``. Returns float32 ``[n_targets,
-    H]``.
+    src: int64 ``[k]`` flat row indices into the batch's ``[B*T, H]`` hidden states (``n_rows = B*T``).
+    dst: int64 ``[k]`` output row of each triplet. weight: float32 ``[k]``. backend: ``auto`` (scipy on CPU,
+    torch elsewhere), ``scipy`` or ``torch``.
     """
+    if backend == "scipy" or (backend == "auto" and device.type == "cpu"):
+        import scipy.sparse as sparse
+
+        return sparse.csr_matrix((weight.astype(np.float32), (dst, src)), shape=(n_targets, n_rows))
+    import torch
+
+    idx = torch.from_numpy(np.stack([dst, src])).to(device)
+    w = torch.from_numpy(weight.astype(np.float32)).to(device)
+    return torch.sparse_coo_tensor(idx, w, (n_targets, n_rows), check_invariants=True).coalesce()
+
+
+def pool_batch(hidden: torch.Tensor, pooler: Any) -> np.ndarray:
+    """Pool one layer of one batch: ``pooler @ hidden.reshape(B*T, H)`` -> float32 numpy ``[n_targets, H]``.
+
+    hidden: ``[B, T, H]`` hidden states. pooler: from ``batch_pooler``. On CPU this is one scipy CSR x dense
+    product (single-threaded, so it stays fast when the CPU is oversubscribed, unlike ``index_add_``); on a
+    GPU one ``torch.sparse.mm``, falling back to gather + ``index_add_`` where sparse kernels are missing
+    (MPS).
+    """
+    import torch
+
     flat = hidden.reshape(-1, hidden.shape[-1])
-    vals = flat.index_select(0, src)
-    vals.mul_(weight.unsqueeze(1))
-    out = flat.new_zeros((n_targets, flat.shape[1]))
-    out.index_add_(0, dst, vals)
-    return out
+    if not isinstance(pooler, torch.Tensor):
+        return np.asarray(pooler @ flat.numpy(), dtype=np.float32)
+    try:
+        out = torch.sparse.mm(pooler, flat)
+    except (NotImplementedError, RuntimeError):
+        idx, w = pooler.indices(), pooler.values()
+        out = flat.new_zeros((pooler.shape[0], flat.shape[1]))
+        out.index_add_(0, idx[0], flat.index_select(0, idx[1]) * w.unsqueeze(1))
+    return out.float().cpu().numpy()
