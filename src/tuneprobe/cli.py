@@ -26,6 +26,7 @@ _STAGES = (
     "tuneprobe.tasks.commands",
     "tuneprobe.encoders.commands",
     "tuneprobe.directprobe.commands",
+    "tuneprobe.finetune.commands",
 )
 
 for _mod in _STAGES:
