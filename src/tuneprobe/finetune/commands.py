@@ -68,6 +68,9 @@ def register(app: typer.Typer) -> None:
         resume: Annotated[bool, typer.Option(help="continue a matching run found in --out")] = True,
         overwrite: Annotated[bool, typer.Option(help="replace a different run found in --out")] = False,
         progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+        threads: Annotated[
+            int | None, typer.Option(help="torch CPU threads (default: torch's; 1 is best on a busy CPU)")
+        ] = None,
     ) -> None:
         """Fine-tune MODEL on TASK end to end (a linear head per unit kind; the paper's recipe by default),
         saving snapshots that `tuneprobe extract --model <snapshot dir>` reads like any model directory."""
@@ -92,6 +95,10 @@ def register(app: typer.Typer) -> None:
             max_length=max_length,
             keep_resume=keep_resume,
         )
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
         run_dir = out if out is not None else default_out(task, model, seed)
         res = finetune(
             task,
