@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from tuneprobe.errors import TuneprobeError
-from tuneprobe.finetune import FinetuneConfig, finetune, list_snapshots
+from tuneprobe.finetune import FinetuneConfig, finetune, list_snapshots, snapshot_path
 from tuneprobe.finetune import snapshot as snapshot_mod
 from tuneprobe.finetune.train import epoch_order
 
@@ -65,6 +65,9 @@ def test_run_layout(reference, token_split) -> None:
     assert meta["data_fingerprint"] == token_split.fingerprint()
     assert meta["labels"] == ["even", "odd"] and meta["label_map"] == {"even": 0, "odd": 1}
     assert meta["lr"] == pytest.approx(1e-3 * (12 - 5) / 10) and np.isfinite(meta["loss"])
+    assert snapshot_path(r.out, 6) == r.snapshots[2].path and snapshot_path(r.out, -1) == r.final
+    with pytest.raises(TuneprobeError, match="no snapshot at update 5"):
+        snapshot_path(r.out, 5)
     head = load_file(r.snapshots[2].path / "tuneprobe" / "head.safetensors")
     assert head["classifier.weight"].shape == (2, 16)
     rows = _log(r.log_path)
@@ -130,6 +133,8 @@ def test_interrupted_run_resumes_to_identical_weights(reference, tiny_dir, token
         )
     assert [s.step for s in list_snapshots(out)] == [0, 3, 6]
     assert len(_log(out / "train_log.csv")) == 8
+    with open(out / "train_log.csv", "a") as fh:
+        fh.write("9,2.25,0.6")  # a torn line, as a kill in mid-write leaves it
     res = finetune(token_split, model=str(tiny_dir), out=out, config=FinetuneConfig(**CFG), progress=False)
     assert res.resumed_from == 6
     assert [s.step for s in res.snapshots] == [0, 3, 6, 9, 12]

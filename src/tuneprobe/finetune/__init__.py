@@ -22,6 +22,7 @@ _EXPORTS = {
     "SnapshotInfo": "tuneprobe.finetune.snapshot",
     "list_snapshots": "tuneprobe.finetune.snapshot",
     "load_head_state": "tuneprobe.finetune.snapshot",
+    "snapshot_path": "tuneprobe.finetune.snapshot",
     "FinetuneResult": "tuneprobe.finetune.train",
     "Trainer": "tuneprobe.finetune.train",
     "epoch_order": "tuneprobe.finetune.train",

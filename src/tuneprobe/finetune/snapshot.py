@@ -80,6 +80,21 @@ def list_snapshots(out: str | os.PathLike[str]) -> list[SnapshotInfo]:
     return sorted(found, key=lambda s: s.step)
 
 
+def snapshot_path(out: str | os.PathLike[str], step: int) -> Path:
+    """Directory of the snapshot after ``step`` updates of the run in ``out`` (``-1`` = the newest one).
+
+    Raises TuneprobeError when there is no such snapshot.
+    """
+    snaps = list_snapshots(out)
+    if step == -1 and snaps:
+        return snaps[-1].path
+    for s in snaps:
+        if s.step == step:
+            return s.path
+    have = ", ".join(str(s.step) for s in snaps) or "none"
+    raise TuneprobeError(f"{out}: no snapshot at update {step} (have: {have})")
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)

@@ -281,7 +281,8 @@ def _read_log(path: Path, upto: int) -> list[dict[str, str]]:
     if not path.is_file():
         return []
     with open(path, newline="") as fh:
-        return [r for r in csv.DictReader(fh) if r.get("step") and int(r["step"]) <= upto]
+        rows = [r for r in csv.DictReader(fh) if all(r.get(f) for f in LOG_FIELDS)]  # drops a torn last line
+    return [r for r in rows if int(r["step"]) <= upto]
 
 
 def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
