@@ -206,11 +206,27 @@ def test_duplicates_and_degenerate_inputs() -> None:
         hull_distance(np.array([[np.nan, 0.0]]), B)
 
 
-def test_torch_backend_matches_numpy() -> None:
-    pytest.importorskip("tuneprobe.directprobe._hulls_torch")
-    rng = np.random.default_rng(5)
-    X = np.concatenate([rng.normal(size=(10, 8)) + 3 * k for k in range(4)])
+def test_unknown_backend_is_a_clear_error() -> None:
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0]])
+    cl = make_clustering([0, 0, 1], [0, 1])
+    with pytest.raises(ValueError, match="not implemented"):
+        cluster_distance_matrix(X, cl, backend="torch")
+    with pytest.raises(ValueError, match="backend"):
+        cluster_distance_matrix(X, cl, backend="jax")
+
+
+def test_nearest_only_abandons_far_clusters() -> None:
+    rng = np.random.default_rng(2)
+    X = np.concatenate([rng.normal(size=(10, 3)) + 10 * k for k in range(4)])
     cl = make_clustering(np.repeat(np.arange(4), 10), [0, 1, 2, 3])
-    a = cluster_distance_matrix(X, cl)
-    b = cluster_distance_matrix(X, cl, backend="torch")
-    np.testing.assert_allclose(a, b, rtol=2e-4)
+    P = rng.normal(size=(3, 3)) * 0.3 + 4.0
+    full = point_hull_distance_details(P, X, cl)
+    near = point_hull_distance_details(P, X, cl, nearest_only=True)
+    best = full.distance.argmin(1)
+    np.testing.assert_allclose(
+        near.distance[np.arange(3), best], full.distance[np.arange(3), best], rtol=1e-4
+    )
+    assert np.isnan(near.distance).any()
+    assert (
+        near.lower[np.isnan(near.distance)] > full.distance.min(1).repeat(4)[np.isnan(near.distance).ravel()]
+    ).all()

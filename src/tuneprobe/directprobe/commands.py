@@ -363,7 +363,14 @@ def run_directprobe(
         bar = _Bar(progress, "nearest hull")
         try:
             pred = nearest_hull_predict(
-                X64, clustering, Xp, rtol=rtol, backend=backend, device=device, progress=bar
+                X64,
+                clustering,
+                Xp,
+                rtol=rtol,
+                cluster_distances=pdist.distance,
+                backend=backend,
+                device=device,
+                progress=bar,
             )
         finally:
             bar.close()
@@ -441,7 +448,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option(help="reproduce the pre-2022 forward loop")
         ] = False,
         rtol: Annotated[float, typer.Option(help="relative tolerance of the hull distances")] = 1e-4,
-        backend: Annotated[str, typer.Option(help="hull geometry backend: numpy | torch")] = "numpy",
+        backend: Annotated[str, typer.Option(help="hull geometry backend: numpy (torch: not yet)")] = "numpy",
         device: Annotated[str | None, typer.Option(help="torch device (backend torch)")] = None,
         progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     ) -> None:

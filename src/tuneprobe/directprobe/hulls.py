@@ -208,10 +208,11 @@ class _SolveResult:
 
 
 class _State:
-    """Corrals of the live pairs (rows). Finished pairs are removed (compaction), so every array has ``L``
-    rows.
+    """Corrals of the pairs of one chunk (rows). Finished rows stay (``live`` False) until fewer than 60 % are
+    live; then the state is compacted.
 
-    gid ``[L]`` global pair ids; A, B ``[L]`` block ids; idx ``[L, M]`` corral rows of X (-1 empty);
+    gid ``[L]`` global pair ids; A, B ``[L]`` block ids; live ``[L]``; idx ``[L, M]`` corral rows of X
+    (-1 empty);
     sgn ``[L, M]`` +1 (side A), -1 (side B), 0 (empty); w ``[L, M]`` weights (each side sums to 1);
     Z ``[L, M, d]`` signed coordinates ``sgn * X[idx]``; G ``[L, M, M]`` their inner products (stale where
     empty); x ``[L, d]`` current ``sum_k w_k Z_k``; it ``[L]`` major steps; stall ``[L]``; prev ``[L]`` last
@@ -223,6 +224,7 @@ class _State:
         self.gid = np.arange(P)
         self.A = pa.astype(np.int64).copy()
         self.B = pb.astype(np.int64).copy()
+        self.live = np.ones(P, dtype=bool)
         self.idx = np.full((P, M), -1, dtype=np.int64)
         self.sgn = np.zeros((P, M))
         self.w = np.zeros((P, M))
@@ -233,7 +235,7 @@ class _State:
         self.stall = np.zeros(P, dtype=np.int64)
         self.prev = np.full(P, np.inf)
 
-    _FIELDS = ("gid", "A", "B", "idx", "sgn", "w", "Z", "G", "x", "it", "stall", "prev")
+    _FIELDS = ("gid", "A", "B", "live", "idx", "sgn", "w", "Z", "G", "x", "it", "stall", "prev")
 
     @property
     def M(self) -> int:
@@ -264,11 +266,17 @@ def _solve(
     add_per_side: int,
     keep_corral: bool = False,
     progress: ProgressFn | None = None,
+    groups: np.ndarray | None = None,
+    group_ub: np.ndarray | None = None,
 ) -> _SolveResult:
     """Minimum-norm point of ``conv(block pa[p]) - conv(block pb[p])`` for every pair p (see the module
     docstring).
 
     pa, pb: int64 ``[P]`` block ids; x0: float64 ``[P, d]`` initial directions (e.g. centroid differences).
+    groups, group_ub: optional "nearest only" mode: ``groups`` ``[P]`` ids into ``group_ub`` (float64, updated
+    in place with the smallest upper bound seen in each group). A pair whose certified lower bound exceeds
+    ``group_ub * (1 + rtol / (1 - rtol)) + atol`` cannot be (tied with) the nearest of its group: it is
+    abandoned and reported with distance NaN (its lower bound is kept).
     """
     X = blocks.X
     P, d = x0.shape
@@ -301,32 +309,48 @@ def _solve(
     st.G[:, 0, 1] = st.G[:, 1, 0] = np.einsum("pd,pd->p", za, zb)
     st.x = za + zb
 
-    while st.gid.size:
+    while st.live.any():
+        if st.live.sum() < 0.6 * st.live.size:
+            st.keep(np.flatnonzero(st.live))
+        lr = np.flatnonzero(st.live)
+        whole = lr.size == st.live.size
+
+        def sel(arr: np.ndarray, lr: np.ndarray = lr, whole: bool = whole) -> np.ndarray:
+            return arr if whole else arr[lr]
+
+        xl, wl, sl = sel(st.x), sel(st.w), sel(st.sgn)
         # ---- major step: scan every point of both sets against x (the certificate needs the exact minima)
-        va, ra, sa = blocks.topk_min(st.A, st.x, k)
-        vb, rb, sb = blocks.topk_min(st.B, -st.x, k)
-        nx2 = np.einsum("pd,pd->p", st.x, st.x)
+        va, ra, sa = blocks.topk_min(st.A[lr], xl, k)
+        vb, rb, sb = blocks.topk_min(st.B[lr], -xl, k)
+        nx2 = np.einsum("pd,pd->p", xl, xl)
         nx = np.sqrt(nx2)
         m_x = va + vb  # min_i <a_i, x> - max_j <b_j, x>
         gap = nx2 - m_x
-        Gw = np.einsum("pij,pj->pi", st.G, st.w)  # <Z_k, x> for every slot
-        cur_a = np.einsum("pi,pi->p", st.w * (st.sgn > 0), Gw)  # <x, alpha @ A>
-        cur_b = np.einsum("pi,pi->p", st.w * (st.sgn < 0), Gw)  # -<x, beta @ B>
+        Gw = np.einsum("pij,pj->pi", sel(st.G), wl)  # <Z_k, x> for every slot
+        cur_a = np.einsum("pi,pi->p", wl * (sl > 0), Gw)  # <x, alpha @ A>
+        cur_b = np.einsum("pi,pi->p", wl * (sl < 0), Gw)  # -<x, beta @ B>
         with np.errstate(divide="ignore", invalid="ignore"):
             lower = np.where(nx > 0, np.maximum(m_x / nx, 0.0), 0.0)
         ovl = nx <= atol
         conv = ovl | (gap <= rtol * nx2)
-        st.stall = np.where(nx2 >= st.prev * (1 - 1e-13), st.stall + 1, 0)
-        st.prev = nx2
-        done = conv | (st.stall >= 3) | (st.it >= max_iter)
+        stall = np.where(nx2 >= st.prev[lr] * (1 - 1e-13), st.stall[lr] + 1, 0)
+        st.stall[lr] = stall
+        st.prev[lr] = nx2
+        done = conv | (stall >= 3) | (st.it[lr] >= max_iter)
+        pruned = np.zeros_like(done)
+        if groups is not None and group_ub is not None:
+            grp = groups[st.gid[lr]]
+            np.minimum.at(group_ub, grp, np.where(ovl, 0.0, nx))
+            pruned = ~done & (lower > group_ub[grp] * (1.0 + rtol / (1.0 - rtol)) + atol)
+            done |= pruned
         if done.any():
-            r = np.flatnonzero(done)
+            r = lr[done]
             g = st.gid[r]
-            out_dist[g] = np.where(ovl[r], 0.0, nx[r])
-            out_lower[g] = np.where(ovl[r], 0.0, lower[r])
-            out_gap[g] = np.maximum(gap[r], 0.0)
-            out_conv[g] = conv[r]
-            out_overlap[g] = ovl[r]
+            out_dist[g] = np.where(ovl[done], 0.0, np.where(pruned[done], np.nan, nx[done]))
+            out_lower[g] = np.where(ovl[done], 0.0, lower[done])
+            out_gap[g] = np.maximum(gap[done], 0.0)
+            out_conv[g] = conv[done] | pruned[done]
+            out_overlap[g] = ovl[done]
             out_iter[g] = st.it[r]
             if keep_corral:
                 assert c_rows is not None and c_sgn is not None and c_w is not None
@@ -340,31 +364,39 @@ def _solve(
             n_done += r.size
             if progress is not None:
                 progress(n_done, P)
-            keep = np.flatnonzero(~done)
-            if keep.size == 0:
+            st.live[r] = False
+            keep = ~done
+            lr = lr[keep]
+            if lr.size == 0:
                 break
-            st.keep(keep)
             ra, sa, rb, sb, cur_a, cur_b = ra[keep], sa[keep], rb[keep], sb[keep], cur_a[keep], cur_b[keep]
-        st.it += 1
-        # ---- candidates: violating points (score below the corral's level on their side) not yet in the
-        # corral
-        cand_rows = np.concatenate([ra, rb], axis=1)  # [L, 2k]
+        st.it[lr] += 1
+        # ---- candidates: violating points (score below the corral's level on their side) not in the corral
+        cand_rows = np.concatenate([ra, rb], axis=1)  # [l, 2k]
         cand_viol = np.concatenate([sa - cur_a[:, None], sb - cur_b[:, None]], axis=1)
         cand_sign = np.concatenate([np.ones(ra.shape), -np.ones(rb.shape)], axis=1)
         ok = (cand_rows >= 0) & (cand_viol < 0)
+        cur_idx, cur_sgn = st.idx[lr], st.sgn[lr]
         dup = (
-            (cand_rows[:, :, None] == st.idx[:, None, :]) & (cand_sign[:, :, None] == st.sgn[:, None, :])
+            (cand_rows[:, :, None] == cur_idx[:, None, :]) & (cand_sign[:, :, None] == cur_sgn[:, None, :])
         ).any(2)
         ok &= ~dup
         n_new = ok.sum(1)
-        free = (st.sgn == 0).sum(1)
+        free = (cur_sgn == 0).sum(1)
         need = int((n_new - free).max(initial=0))
         if need > 0:
             st.grow(max(2 * st.M, st.M + need))
+        st.stall[lr[n_new == 0]] += 3  # nothing to add although not converged: floating point limit
         if n_new.max(initial=0) > 0:
-            _insert(X, st, cand_rows, cand_sign, ok)
-            _minor_cycles(np.flatnonzero(n_new > 0), st)
-        st.stall[n_new == 0] += 3  # nothing to add although not converged: floating point limit
+            L = st.live.size
+            ok_full = np.zeros((L, ok.shape[1]), dtype=bool)
+            ok_full[lr] = ok
+            rows_full = np.full((L, ok.shape[1]), -1, dtype=np.int64)
+            rows_full[lr] = cand_rows
+            sign_full = np.zeros((L, ok.shape[1]))
+            sign_full[lr] = cand_sign
+            _insert(X, st, rows_full, sign_full, ok_full)
+            _minor_cycles(lr[n_new > 0], st)
         st.x = np.matmul(st.w[:, None, :], st.Z)[:, 0, :]
     return result
 
@@ -699,11 +731,18 @@ def point_hull_distance_details(
     backend: str = "numpy",
     device: str | None = None,
     progress: ProgressFn | None = None,
+    nearest_only: bool = False,
+    nearest_upper: np.ndarray | None = None,
 ) -> PairDistances:
     """Point-to-hull distances of test points ``P`` (``[m, d]``) to the clusters of ``X`` (``[n, d]``).
 
     clusters: optional bool ``[m, K]`` mask of the (point, cluster) pairs to compute (default: all); the
     others are NaN. Returns :class:`PairDistances` with ``[m, K]`` arrays.
+    nearest_only: only the nearest hull of each point (and those tied with it within the tolerance) matters: a
+    pair is abandoned (NaN) as soon as its certified lower bound exceeds the best distance found for its
+    point.
+    nearest_upper: optional float64 ``[m]`` upper bounds on each point's nearest reported distance (e.g. the
+    distance to the nearest training point divided by ``1 - rtol``), to abandon pairs earlier.
     """
     Xf = _as_points(X, "X")
     Pf = _as_points(P, "P") if np.asarray(P).shape[0] else np.zeros((0, Xf.shape[1]))
@@ -737,6 +776,10 @@ def point_hull_distance_details(
         backend=backend,
         device=device,
         progress=progress,
+        groups=ti if nearest_only else None,
+        group_ub=None
+        if not nearest_only
+        else (np.full(m, np.inf) if nearest_upper is None else np.array(nearest_upper, dtype=np.float64)),
     )
     out = PairDistances(
         distance=np.full((m, K), np.nan),
@@ -777,10 +820,18 @@ def _run_pairs(
     backend: str,
     device: str | None,
     progress: ProgressFn | None,
+    groups: np.ndarray | None = None,
+    group_ub: np.ndarray | None = None,
 ) -> _SolveResult:
-    """Solve the pairs in chunks (bounded memory) with the chosen backend; results in input order."""
-    if backend not in ("numpy", "torch"):
-        raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+    """Solve the pairs in chunks (bounded memory) with the chosen backend; results in input order.
+
+    With ``groups``/``group_ub`` (see :func:`_solve`) pairs are ordered by group, so a chunk holds whole
+    groups.
+    """
+    if backend == "torch":
+        raise ValueError("backend='torch' is not implemented yet; use backend='numpy'")
+    if backend != "numpy":
+        raise ValueError(f"backend must be 'numpy' (or, later, 'torch'), got {backend!r}")
     if not 0 < rtol < 1:
         raise ValueError(f"rtol must be in (0, 1), got {rtol}")
     P = pa.shape[0]
@@ -788,40 +839,24 @@ def _run_pairs(
     if chunk_pairs is None:
         # ~256 MB for the corral coordinates at a corral size of 32
         chunk_pairs = max(64, int(256e6 / (32 * max(d, 1) * 8)))
-    # solve pairs grouped by their first block: better locality, and deterministic
-    order = np.lexsort((pb, pa))
+    # solve pairs grouped by their first block (or by group): better locality, and deterministic
+    order = np.lexsort((pb, pa)) if groups is None else np.lexsort((pa, groups))
     parts: list[_SolveResult] = []
     for c0 in range(0, P, chunk_pairs):
         sel = order[c0 : c0 + chunk_pairs]
-        if backend == "torch":
-            from tuneprobe.directprobe._hulls_torch import solve_torch
-
-            res = solve_torch(
-                Xs,
-                starts,
-                sizes,
-                pa[sel],
-                pb[sel],
-                x0[sel],
-                rtol=rtol,
-                atol=atol,
-                max_iter=max_iter,
-                add_per_side=add_per_side,
-                device=device,
-                progress=_pair_progress(progress, c0, P),
-            )
-        else:
-            res = _solve(
-                _Blocks(Xs, starts, sizes),
-                pa[sel],
-                pb[sel],
-                x0[sel],
-                rtol=rtol,
-                atol=atol,
-                max_iter=max_iter,
-                add_per_side=add_per_side,
-                progress=_pair_progress(progress, c0, P),
-            )
+        res = _solve(
+            _Blocks(Xs, starts, sizes),
+            pa[sel],
+            pb[sel],
+            x0[sel],
+            rtol=rtol,
+            atol=atol,
+            max_iter=max_iter,
+            add_per_side=add_per_side,
+            progress=_pair_progress(progress, c0, P),
+            groups=None if groups is None else groups[sel],
+            group_ub=group_ub,
+        )
         parts.append(res)
     inv = np.empty(P, dtype=np.int64)
     inv[order] = np.arange(P)

@@ -10,9 +10,11 @@ tied. Ties are broken by the distance from the point to the cluster centroid, th
 then by the smaller cluster id. The reference instead takes ``argsort`` order.
 
 Speed. Only clusters that can be nearest are solved: with ``u`` = the distance to the nearest training point
-of any cluster (an upper bound on the nearest hull distance) and the ball bound
-``d(p, C) >= ||p - centroid(C)|| - radius(C)``, a cluster whose bound exceeds ``u / (1 - rtol) + window``
-cannot be in the tie set and is skipped (exact: the result equals solving every pair).
+of any cluster (an upper bound on the nearest hull distance) and two lower bounds, the ball bound
+``d(p, C) >= ||p - centroid(C)|| - radius(C)`` and the slab width of the hyperplane with normal
+``p - centroid(C)`` (``(<p, w> - max_i <c_i, w>) / ||w||``), a cluster whose bound exceeds
+``u / (1 - rtol) + window`` cannot be in the tie set and is skipped (exact: the result equals solving every
+pair). Both bounds come from the same matrix products as the 1-NN distances.
 """
 
 from __future__ import annotations
@@ -70,26 +72,37 @@ def _cluster_geometry(X: np.ndarray, clustering: Clustering) -> tuple[np.ndarray
     return cent, radius, valid
 
 
-def _sq_dists_min_by_group(
-    P: np.ndarray, X: np.ndarray, groups: np.ndarray, n_groups: int, block: int = 1024
-) -> np.ndarray:
-    """``[m, n_groups]`` min over rows of each group of ``||p - x||`` (inf for empty groups), blockwise."""
-    m = P.shape[0]
-    out = np.full((m, n_groups), np.inf)
-    sx = np.einsum("nd,nd->n", X, X)
-    order = np.argsort(groups, kind="stable")
-    g_sorted = groups[order]
-    cuts = np.flatnonzero(np.diff(g_sorted)) + 1
-    starts = np.concatenate([[0], cuts]) if g_sorted.size else np.zeros(0, np.int64)
-    Xs, sxs = X[order], sx[order]
-    for t0 in range(0, m, block):
-        Pt = P[t0 : t0 + block]
-        sp = np.einsum("nd,nd->n", Pt, Pt)
-        d2 = sp[:, None] + sxs[None, :] - 2.0 * (Pt @ Xs.T)
-        np.maximum(d2, 0.0, out=d2)
-        if starts.size:
-            out[t0 : t0 + block, g_sorted[starts]] = np.minimum.reduceat(d2, starts, axis=1)
-    return np.sqrt(out)
+def _bounds_by_cluster(
+    P: np.ndarray, X: np.ndarray, assign: np.ndarray, cent: np.ndarray, block: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cheap bounds on the point-to-hull distances of the rows of ``P`` (``[m, d]``) to each cluster.
+
+    Returns (upper ``[m, K]``: distance to the nearest member; lower ``[m, K]``: the slab width of the
+    hyperplane with normal ``p - centroid`` that separates p from the cluster, 0 if it does not). One matrix
+    product of the test points with each cluster; memory O(block x cluster size).
+    """
+    m, K = P.shape[0], cent.shape[0]
+    upper = np.full((m, K), np.inf)
+    lower = np.zeros((m, K))
+    sp = np.einsum("nd,nd->n", P, P)
+    for c in range(K):
+        Xc = X[assign == c]
+        if Xc.shape[0] == 0:
+            continue
+        sx = np.einsum("nd,nd->n", Xc, Xc)
+        xmu = Xc @ cent[c]
+        pmu = P @ cent[c]
+        wn = np.sqrt(np.maximum(sp - 2 * pmu + cent[c] @ cent[c], 0.0))  # ||p - mu||
+        for t0 in range(0, m, block):
+            sl = slice(t0, t0 + block)
+            S = P[sl] @ Xc.T  # [b, n_c]
+            d2 = sp[sl, None] + sx[None, :] - 2.0 * S
+            upper[sl, c] = np.sqrt(np.maximum(d2.min(1), 0.0))
+            top = (S - xmu[None, :]).max(1)  # max_i <x_i, p - mu>
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lb = (sp[sl] - pmu[sl] - top) / wn[sl]
+            lower[sl, c] = np.where(wn[sl] > 0, np.maximum(lb, 0.0), 0.0)
+    return upper, lower
 
 
 def nearest_hull_predict(
@@ -100,6 +113,7 @@ def nearest_hull_predict(
     rtol: float = DEFAULT_RTOL,
     atol: float | None = None,
     prune: bool = True,
+    cluster_distances: np.ndarray | None = None,
     max_iter: int = 1000,
     backend: str = "numpy",
     device: str | None = None,
@@ -107,6 +121,10 @@ def nearest_hull_predict(
 ) -> HullPrediction:
     """Label every row of ``X_test`` (``[m, d]``) with the label of its nearest cluster hull of ``X_train``
     (``[n, d]``, clustered by ``clustering``). See the module docstring for ties and pruning.
+
+    cluster_distances: optional ``[K, K]`` hull-to-hull distances of the clusters (as from
+    ``cluster_distance_matrix``; NaN entries are ignored). They give a further exact lower bound,
+    ``d(p, C) >= D(C1, C) - d(p, C1)``, that skips more clusters.
     """
     Xtr = np.asarray(X_train, dtype=np.float64)
     Xte = np.asarray(X_test, dtype=np.float64)
@@ -137,25 +155,53 @@ def nearest_hull_predict(
         atol = 1e-9 * max(scale, 1e-300)
     slack = rtol / (1.0 - rtol)
     if prune:
-        nearest = _sq_dists_min_by_group(Xte_c, Xtr_c[valid], np.asarray(clustering.assignment)[valid], K)
-        u = nearest.min(1)  # >= nearest hull distance
-        lower = np.maximum(cdist - radius[None, :], 0.0)
-        bound = u / (1.0 - rtol)
-        mask = lower <= (bound * (1.0 + slack) + atol)[:, None]
+        a_ = np.asarray(clustering.assignment, dtype=np.int64)
+        upper, lower = _bounds_by_cluster(Xte_c, Xtr_c[valid], a_[valid], cent)
+        # rounding margin on the expanded-product bounds
+        lower = np.maximum(
+            np.maximum(lower, cdist - radius[None, :]) - 1e-9 * max(float(cdist.max()), 1.0), 0.0
+        )
+        # stage 1: the cluster of the nearest training point, solved fully -> a reported distance d1 >= d_min
+        first = upper.argmin(1)
+        mask1 = np.zeros((m, K), dtype=bool)
+        mask1[np.arange(m), first] = True
+        common = {"rtol": rtol, "atol": atol, "max_iter": max_iter, "backend": backend, "device": device}
+        res1 = point_hull_distance_details(Xte, Xtr, clustering, clusters=mask1, progress=progress, **common)
+        d1 = res1.distance[np.arange(m), first]
+        if cluster_distances is not None:
+            # triangle inequality through the closest point q of cluster first[t]: d(p, C) >= D(first, C) - d1
+            Dcc = np.nan_to_num(np.asarray(cluster_distances, dtype=np.float64), nan=0.0)
+            lower = np.maximum(lower, Dcc[first] * (1.0 - rtol) - d1[:, None] - atol)
+        # stage 2: every other cluster whose lower bound does not exclude it, abandoned as soon as its
+        # certified lower bound exceeds the best distance found for its point
+        mask = (lower <= (d1 * (1.0 + slack) + atol)[:, None]) & ~mask1
+        res = point_hull_distance_details(
+            Xte,
+            Xtr,
+            clustering,
+            clusters=mask,
+            progress=progress,
+            nearest_only=True,
+            nearest_upper=d1,
+            **common,
+        )
+        for name in ("distance", "lower", "gap", "converged", "overlap", "iterations"):
+            getattr(res, name)[mask1] = getattr(res1, name)[mask1]
+        mask |= mask1
     else:
         mask = np.ones((m, K), dtype=bool)
-    res = point_hull_distance_details(
-        Xte,
-        Xtr,
-        clustering,
-        clusters=mask,
-        rtol=rtol,
-        atol=atol,
-        max_iter=max_iter,
-        backend=backend,
-        device=device,
-        progress=progress,
-    )
+        res = point_hull_distance_details(
+            Xte,
+            Xtr,
+            clustering,
+            clusters=mask,
+            rtol=rtol,
+            atol=atol,
+            max_iter=max_iter,
+            backend=backend,
+            device=device,
+            progress=progress,
+        )
     D = res.distance
     Dm = np.where(np.isfinite(D), D, np.inf)
     dmin = Dm.min(1)
