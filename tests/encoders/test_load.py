@@ -124,3 +124,28 @@ def test_default_model_extracts_7_layers_of_384(offline_model_dir, tiny, tmp_pat
     assert again.meta["from_cache"] is True  # same weights hash whether named or loaded
     pair = extract(tiny.pair_split(), enc, cache=False, progress=False, layers=[6])
     assert pair.X.shape == (1, len(tiny.pair_split()), 768)
+
+
+@pytest.mark.parametrize("failure", ["local-entry", "connect", "oserror"])
+def test_unreachable_hub_is_offline_error(monkeypatch, failure):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from tuneprobe.errors import OfflineError
+
+    class ConnectError(Exception):  # the shape of httpx.ConnectError
+        pass
+
+    def fake_snapshot_download(repo_id, **kwargs):
+        assert kwargs["local_files_only"] is False  # online mode asks the hub
+        raise {
+            "local-entry": LocalEntryNotFoundError("cannot reach"),
+            "connect": ConnectError("refused"),
+            "oserror": OSError("network is unreachable"),
+        }[failure]
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    with pytest.raises(OfflineError, match="some-org/some-model"):
+        resolve_model_dir("some-org/some-model")
