@@ -130,9 +130,15 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _write(path: Path, text: str) -> None:
+    """Atomic write (temporary file + replace), then the usual permissions (the temporary file is 0600)."""
+    import os
+
     from tuneprobe.store.arrays import atomic_write_text
 
     atomic_write_text(path, text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 # ----------------------------------------------------------------------------------------------------------

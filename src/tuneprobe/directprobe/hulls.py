@@ -39,6 +39,12 @@ to ``1e-9 x`` the data scale (the largest distance of a point from the data mean
 
 Everything is computed in float64 on data centred at the global mean (distances are translation invariant).
 The data are never scaled or standardised.
+
+Performance notes. Pairs are solved in chunks (bounded memory); finished pairs stay in the batch until fewer
+than 60 % are live, then the state is compacted. BLAS is limited to one thread inside the solver: it makes
+many small calls, which multi-threaded BLAS slows down badly on a loaded machine. ``nearest_only``
+(point-to-hull) abandons a pair as soon as its certified lower bound shows it cannot be the nearest hull of its
+point.
 """
 
 from __future__ import annotations
@@ -431,10 +437,11 @@ def _insert(X: np.ndarray, st: _State, cand_rows: np.ndarray, cand_sign: np.ndar
     st.G[pi, :, slots] = vals
 
 
-def _affine_min(G: np.ndarray, sgn: np.ndarray) -> np.ndarray:
+def _affine_min(G: np.ndarray, sgn: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """Affine minimiser on each corral: ``argmin w^T G w`` s.t. the weights of each side sum to 1.
 
-    G ``[q, M, M]``, sgn ``[q, M]`` (0 = empty slot). Returns v ``[q, M]`` (0 on empty slots). Rows are packed
+    G ``[q, M, M]`` (or the whole state ``[L, M, M]`` with ``rows`` ``[q]`` selecting the q corrals, without a
+    copy), sgn ``[q, M]`` (0 = empty slot). Returns v ``[q, M]`` (0 on empty slots). Rows are packed
     by their number of active slots so that each batched KKT solve is only as large as its corrals.
     """
     q, M = sgn.shape
@@ -454,7 +461,8 @@ def _affine_min(G: np.ndarray, sgn: np.ndarray) -> np.ndarray:
         pos = np.argsort(~a, axis=1, kind="stable")[:, :m]  # active slots first
         valid = np.take_along_axis(a, pos, 1)
         s = np.take_along_axis(sgn[grp], pos, 1) * valid
-        Gg = G[grp[:, None, None], pos[:, :, None], pos[:, None, :]]
+        g_rows = grp if rows is None else rows[grp]
+        Gg = np.take(G.reshape(-1), (g_rows[:, None, None] * M + pos[:, :, None]) * M + pos[:, None, :])
         vf = valid.astype(np.float64)
         Gg = Gg * (vf[:, :, None] * vf[:, None, :])
         diag = np.einsum("pii->pi", Gg)
@@ -487,7 +495,7 @@ def _minor_cycles(rows: np.ndarray, st: _State) -> None:
             return
         s = st.sgn[sub]
         act = s != 0
-        v = _affine_min(st.G[sub], s)
+        v = _affine_min(st.G, s, sub)
         bad = act & (v <= 0)
         feasible = ~bad.any(1)
         if feasible.any():
