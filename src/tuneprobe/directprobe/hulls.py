@@ -43,8 +43,8 @@ The data are never scaled or standardised.
 Performance notes. Pairs are solved in chunks (bounded memory); finished pairs stay in the batch until fewer
 than 60 % are live, then the state is compacted. BLAS is limited to one thread inside the solver: it makes
 many small calls, which multi-threaded BLAS slows down badly on a loaded machine. ``nearest_only``
-(point-to-hull) abandons a pair as soon as its certified lower bound shows it cannot be the nearest hull of its
-point.
+(point-to-hull) abandons a pair as soon as its certified lower bound shows it cannot be the nearest hull
+of its point.
 """
 
 from __future__ import annotations
