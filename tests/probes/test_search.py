@@ -38,8 +38,8 @@ def test_batched_grid_equals_individual_fits(splits) -> None:
     """Every configuration of one batched call ends where it ends when trained alone with the same seed, also
     when configurations stop at different epochs (tol=1e-2) and the buffers get repacked."""
     X, y = splits["train"]
-    configs = [NetConfig((h1, h2), a) for h1 in (3, 8) for h2 in (5, 8) for a in (1e-5, 1e-1, 3.0)]
-    settings = TrainSettings(max_iter=80, tol=1e-2, n_iter_no_change=3, batch_size=50)
+    configs = [NetConfig((h1, h2), a) for h1 in (3, 8) for h2 in (5, 8) for a in (1e-5, 3.0)]
+    settings = TrainSettings(max_iter=50, tol=1e-2, n_iter_no_change=3, batch_size=50)
     fits = train_nets(torch.from_numpy(X), torch.from_numpy(y), 4, configs, seed=2, settings=settings)
     assert len({f.n_iter for f in fits}) > 1  # stopping epochs differ: the repacking path ran
     for cfg, fit in zip(configs, fits, strict=True):
@@ -168,7 +168,7 @@ def test_parallel_workers_give_the_same_fits(splits) -> None:
         for wa, wb in zip(a.weights, b.weights, strict=True):
             np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
     Xte, yte = splits["test"]
-    r1 = probe_search(X, y, Xte, yte, workers=1, seeds=(0, 1, 2), **SMALL)
-    r2 = probe_search(X, y, Xte, yte, workers=2, seeds=(0, 1, 2), **SMALL)
+    r1 = probe_search(X, y, Xte, yte, workers=1, seeds=(0, 1), **SMALL)
+    r2 = probe_search(X, y, Xte, yte, workers=2, seeds=(0, 1), **SMALL)
     assert (r1.best_h1, r1.best_h2, r1.best_alpha) == (r2.best_h1, r2.best_h2, r2.best_alpha)
     np.testing.assert_allclose(r1.test_accuracies, r2.test_accuracies)

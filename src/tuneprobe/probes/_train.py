@@ -134,6 +134,16 @@ def init_params(
     return out
 
 
+def epoch_orders(seed: int, n: int) -> Callable[[], np.ndarray]:
+    """A callable giving each epoch's sample order (int64 ``[n]``): a fresh permutation from
+    ``default_rng([seed, 1])``. Depends only on the seed and ``n``."""
+    rng = np.random.default_rng([seed, 1])
+    return lambda: rng.permutation(n)
+
+
+_init = init_params  # module-level indirection: tests swap in sklearn's initialisation
+
+
 def _cost(cfg: NetConfig, d: int, k: int) -> int:
     widths = [d, *cfg.hidden, k]
     return sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
@@ -334,7 +344,7 @@ def _train_packed(
     k = n_classes
     params = []
     for cfg in configs:
-        layers = init_params(d, cfg.hidden, k, seed)
+        layers = _init(d, cfg.hidden, k, seed)
         params.append([(torch.from_numpy(w).to(device), torch.from_numpy(b).to(device)) for w, b in layers])
     packed = _Packed(list(range(len(configs))), configs, params, None, d, k, device)
     del params
@@ -343,10 +353,10 @@ def _train_packed(
     stall = np.zeros(len(configs), dtype=np.int64)
     curves: list[list[float]] = [[] for _ in configs]
     results: list[FittedNet | None] = [None] * len(configs)
-    shuffle_rng = np.random.default_rng([seed, 1])
+    next_order = epoch_orders(seed, n)
     t = 0
     for epoch in range(1, s.max_iter + 1):
-        perm = torch.from_numpy(shuffle_rng.permutation(n)).to(device)
+        perm = torch.from_numpy(next_order()).to(device)
         total = torch.zeros(len(packed.ids), dtype=torch.float64, device=device)
         for start in range(0, n, bs):
             idx = perm[start : start + bs]
