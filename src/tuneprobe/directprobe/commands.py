@@ -406,7 +406,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         out: Annotated[Path, typer.Option("--out", help="output directory")] = Path("directprobe-out"),
         reps: Annotated[
-            Path | None, typer.Option("--reps", help="training vectors, float [n, dim] .npy")
+            Path | None, typer.Option("--reps", help="training vectors, a float (n x dim) .npy matrix")
         ] = None,
         labels: Annotated[
             Path | None, typer.Option("--labels", help="label file (default <stem>.labels.txt)")
