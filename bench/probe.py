@@ -12,9 +12,11 @@ Both sides run the same protocol (PAPER.md section 5) on the same float32 vector
 
 sklearn: ``MLPClassifier(hidden_layer_sizes=(h1, h2), alpha=alpha, max_iter=1000, random_state=seed)``, all
 other arguments at their defaults (adam, relu, batch ``min(200, n)``, lr 1e-3, tol 1e-4, 10 epochs without
-improvement), one fit after another, as the paper ran it. Ours: ``tuneprobe.probes.ProbeSearch`` (all 128
-configurations trained at once as one batched model). Both sides get the same number of threads
-(``--threads``; torch's ``set_num_threads`` and the BLAS/OpenMP variables).
+improvement), one fit after another, as the paper ran it. Ours: ``tuneprobe.probes.ProbeSearch`` (the 128
+configurations as 16 batched models, one per hidden-size group, spread over the cores; by default with the
+random numbers of ``MLPClassifier(random_state=seed)``, ``--ours-rng numpy`` for tuneprobe's own streams).
+Both sides get the same number of threads (``--threads``; torch's ``set_num_threads`` and the BLAS/OpenMP
+variables).
 
 Vectors: ``tuneprobe.extract(task, model=..., split=..., layers=[layer])`` (cached), default ps-role, the
 packaged offline MiniLM, hidden-state layer 6.
@@ -24,6 +26,7 @@ Usage::
     python bench/probe.py                       # the full grid on both sides (sklearn takes a long while)
     python bench/probe.py --subset-configs 8    # a quick check on 8 configurations spread over the grid
     python bench/probe.py --skip-sklearn        # ours only
+    python bench/probe.py --sklearn-jobs 2      # sklearn fits over 2 processes (its best use of 2 cores)
 
 Output: a table on stdout, and ``bench/out/probe_<task>_l<layer>[_subsetN].json``.
 """
@@ -70,11 +73,13 @@ def load_average() -> float:
 # the two sides (run in child processes)
 
 
-def side_ours(data: dict[str, np.ndarray], configs: list, seeds: list[int], max_iter: int) -> dict[str, Any]:
+def side_ours(
+    data: dict[str, np.ndarray], configs: list, seeds: list[int], max_iter: int, rng: str = "sklearn"
+) -> dict[str, Any]:
     from tuneprobe.probes import ProbeSearch
 
     t0 = time.perf_counter()
-    search = ProbeSearch(configs=configs, seeds=seeds, max_iter=max_iter, device="cpu")
+    search = ProbeSearch(configs=configs, seeds=seeds, max_iter=max_iter, device="cpu", rng=rng)
     r = search.run(data["Xtr"], data["ytr"], data["Xte"], data["yte"], data["Xdev"], data["ydev"])
     wall = time.perf_counter() - t0
     return {
@@ -174,7 +179,9 @@ def side_sklearn(
     }
 
 
-def worker(side: str, work: Path, threads: int, max_iter: int, seeds: list[int], sk_jobs: int) -> None:
+def worker(
+    side: str, work: Path, threads: int, max_iter: int, seeds: list[int], sk_jobs: int, rng: str
+) -> None:
     """Child process: load the vectors from ``work``, run one side, write ``work/<side>.json``."""
     import torch
 
@@ -183,7 +190,7 @@ def worker(side: str, work: Path, threads: int, max_iter: int, seeds: list[int],
     configs = [tuple(c) for c in json.loads((work / "configs.json").read_text())]
     configs = [(int(a), int(b), float(c)) for a, b, c in configs]
     if side == "ours":
-        out = side_ours(data, configs, seeds, max_iter)
+        out = side_ours(data, configs, seeds, max_iter, rng)
     else:
         out = side_sklearn(data, configs, seeds, max_iter, sk_jobs)
     ru_self = resource.getrusage(resource.RUSAGE_SELF)
@@ -213,6 +220,8 @@ def run_side(side: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
         args.seeds,
         "--sklearn-jobs",
         str(args.sklearn_jobs),
+        "--ours-rng",
+        args.ours_rng,
     ]
     load0 = load_average()
     t0 = time.perf_counter()
@@ -263,7 +272,8 @@ def report(res: dict[str, Any]) -> str:
         f"{res['task']} ({res['model']}, layer {res['layer']}): train {i['train']} / dev {i['dev']} / test "
         f"{i['test']}, dim {i['dim']}, {i['n_labels_train']} train labels; {res['n_configs']} "
         f"configurations, max_iter {res['max_iter']}, seeds {res['seeds']}; {res['threads']} thread(s) per "
-        f"side (sklearn: {sk_jobs} process(es) x {max(1, res['threads'] // sk_jobs)} BLAS thread(s))"
+        f"side (sklearn: {sk_jobs} process(es) x {max(1, res['threads'] // sk_jobs)} BLAS thread(s); ours: "
+        f"rng={res.get('ours_rng', 'sklearn')})"
     )
     head = (
         f"{'side':8} {'wall s':>8} {'grid s':>8} {'refit s':>8} {'CPU s':>8} {'peak RSS MB':>12} "
@@ -314,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--skip-sklearn", action="store_true")
     p.add_argument(
+        "--ours-rng", default="sklearn", choices=("sklearn", "numpy"), help="random streams of our side"
+    )
+    p.add_argument(
         "--sklearn-jobs",
         type=int,
         default=1,
@@ -325,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.worker is not None:
-        worker(args.worker, args.work, args.threads, args.max_iter, seeds, args.sklearn_jobs)
+        worker(args.worker, args.work, args.threads, args.max_iter, seeds, args.sklearn_jobs, args.ours_rng)
         return 0
 
     configs = grid(args.subset_configs)
@@ -338,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_iter": args.max_iter,
         "configs": configs,
         "sklearn_jobs": args.sklearn_jobs,
+        "ours_rng": args.ours_rng,
         "seeds": seeds,
         "threads": args.threads,
         "info": info,

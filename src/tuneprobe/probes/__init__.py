@@ -2,9 +2,10 @@
 
 - :class:`LinearProbe`, :class:`MLPProbe`: ``fit(X, y)`` / ``predict(X)`` / ``score(X, y)`` on float32
   ``[n_examples, dim]`` matrices, scikit-learn ``MLPClassifier`` semantics, trained in torch.
-- :class:`ProbeSearch` / :func:`probe_search`: 128 configurations trained at once as one batched model,
-  selection on dev (or a stratified 10 % hold-out), five seeded refits, mean and population std of test
-  accuracy.
+- :class:`ProbeSearch` / :func:`probe_search`: 128 configurations trained as 16 batched models (one per
+  hidden-size group, spread over the cores), selection on dev (or a stratified 10 % hold-out), five seeded
+  refits, mean and population std of test accuracy. By default each fit uses the random numbers of
+  ``MLPClassifier(random_state=seed)`` and follows its trajectory.
 - :func:`probe_representations`: the same on :class:`~tuneprobe.store.Representations`, returning tidy rows.
 """
 

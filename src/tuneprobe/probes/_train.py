@@ -2,24 +2,24 @@
 
 This is the engine behind :class:`~tuneprobe.probes.MLPProbe`, :class:`~tuneprobe.probes.LinearProbe` and the
 paper's grid search. One call trains a list of configurations (hidden sizes, L2 weight ``alpha``) on the same
-data with the same seed. They share nothing but the order of the mini-batches, so each configuration ends
-where it would if it were trained alone (up to float rounding: batched products block differently).
+data with the same seed. Configurations in one batched loop share nothing but the order of the mini-batches,
+so each ends where it would if it were trained alone (up to float rounding).
 
 **How the grid is batched.** Configurations with the same hidden sizes form a group (the paper's grid: 16
 groups of 8 alphas). A group's weights are stacked ``W_l [A, in_l, out_l]`` and every layer, forward and
 backward, is one ``torch.baddbmm`` / ``torch.bmm`` over the group (the first layer reads the shared mini-batch
 through a stride-0 ``expand``). Groups are not padded to the largest size, so no FLOPs are wasted on masked
-units. The softmax, the loss and the output deltas run once over ``[C, B, K]`` for the whole grid. All
-parameters, gradients and Adam moments live in four flat buffers (views give each group and layer its block),
-so the L2 term is one fused ``addcmul`` with a per-element alpha and the Adam update is one fused
-``torch._fused_adam_`` call over the whole grid. Each configuration keeps its own early-stopping counter; a
+units. The softmax, the loss and the output deltas run once over ``[C, B, K]`` for all configurations of a
+loop. All parameters, gradients and Adam moments live in four flat buffers (views give each group and layer
+its block), so the L2 term is one fused ``addcmul`` with a per-element alpha and the Adam update is one fused
+``torch._fused_adam_`` call. Each configuration keeps its own early-stopping counter; a
 stopped one is snapshotted at once, and when stopped configurations make up 10 % of the remaining per-step
 cost the buffers are repacked without them.
 
-**Cores.** On CPU, :func:`train_nets` splits the grid into one job per hidden-size group and runs the jobs on
-``torch.get_num_threads()`` worker threads (largest first), each single-threaded; configurations are
-independent, so this scales better than intra-op threads on these mid-sized matrices. A configuration's result
-does not depend on the number of workers. On CUDA everything is one job.
+**Cores.** :func:`train_nets` makes one job (batched loop) per hidden-size group and runs the jobs on
+``torch.get_num_threads()`` worker threads on CPU (largest first), each single-threaded; configurations are
+independent, so this scales better than intra-op threads on these mid-sized matrices. On CUDA the jobs run one
+after another. A configuration's result does not depend on the number of workers.
 
 **scikit-learn semantics kept** (``MLPClassifier(solver="adam", activation="relu")``):
 
@@ -32,10 +32,15 @@ does not depend on the number of workers. On CUDA everything is one job.
   stops when its epoch loss has not dropped below ``best - tol`` for more than ``n_iter_no_change`` epochs in
   a row (sklearn's ``_update_no_improvement_count``).
 
-**Deviations** (documented): float32 throughout (sklearn also keeps float32 input in float32); two classes use
-a 2-way softmax instead of sklearn's single logistic unit; random numbers come from NumPy ``default_rng``
-streams (``[seed, 1]`` for the shuffles, ``[seed, 2, d, *hidden, K]`` for a configuration's init), not from
-sklearn's ``RandomState``, so runs are not bit-identical to sklearn's with the same ``random_state``.
+**Random numbers.** By default (``rng="sklearn"``) a configuration uses exactly the random numbers of
+``MLPClassifier(random_state=seed)``: one ``RandomState(seed)`` per hidden-size group draws the init, then
+shuffles the sample order every epoch, so with three or more classes a fit follows sklearn's trajectory up to
+float rounding (``tests/probes/test_sklearn_parity.py``). ``rng="numpy"`` uses ``default_rng`` streams instead
+(``[seed, 2, d, *hidden, K]`` for the init, ``[seed, 1]`` for one sample order shared by the whole grid).
+
+**Deviations** (documented): float32 throughout (sklearn also keeps float32 input in float32); two classes
+use a 2-way softmax instead of sklearn's single logistic unit (so binary fits do not follow sklearn's
+trajectory); the Adam update runs in torch's fused kernel with sklearn's bias correction and eps placement.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+RNG_KINDS: tuple[str, ...] = ("sklearn", "numpy")
 _F32_EPS = float(np.finfo(np.float32).eps)
 _MAX_NLL = -math.log(_F32_EPS)  # sklearn clips probabilities to [eps, 1 - eps] in its reported loss
 _REPACK_WASTE = 0.1  # repack when stopped configurations are this share of the remaining per-step cost
@@ -81,8 +87,11 @@ class TrainSettings:
     beta_1: float = 0.9
     beta_2: float = 0.999
     epsilon: float = 1e-8
+    rng: str = "sklearn"  # random streams: "sklearn" (RandomState, as MLPClassifier) or "numpy" (default_rng)
 
     def __post_init__(self) -> None:
+        if self.rng not in RNG_KINDS:
+            raise ValueError(f"rng must be one of {RNG_KINDS}, got {self.rng!r}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.max_iter < 1:
@@ -135,13 +144,38 @@ def init_params(
 
 
 def epoch_orders(seed: int, n: int) -> Callable[[], np.ndarray]:
-    """A callable giving each epoch's sample order (int64 ``[n]``): a fresh permutation from
+    """``rng="numpy"``: a callable giving each epoch's sample order (int64 ``[n]``), a fresh permutation from
     ``default_rng([seed, 1])``. Depends only on the seed and ``n``."""
     rng = np.random.default_rng([seed, 1])
     return lambda: rng.permutation(n)
 
 
-_init = init_params  # module-level indirection: tests swap in sklearn's initialisation
+def sklearn_streams(
+    d: int, hidden: tuple[int, ...], n_classes: int, seed: int, n: int
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], Callable[[], np.ndarray]]:
+    """``rng="sklearn"``: the random numbers ``MLPClassifier(random_state=seed)`` uses, in its order.
+
+    One ``RandomState(seed)`` draws the Glorot-uniform init layer by layer (weights ``[in, out]``, then
+    biases, in float64, cast to float32), then shuffles the running sample order in place once per epoch.
+    Returns the float32 ``(W, b)`` per layer and a callable giving each epoch's order (int64 ``[n]``).
+    """
+    rs = np.random.RandomState(seed)
+    widths = [d, *hidden, n_classes]
+    layers = []
+    for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        w = rs.uniform(-bound, bound, (fan_in, fan_out)).astype(np.float32)
+        b = rs.uniform(-bound, bound, fan_out).astype(np.float32)
+        layers.append((w, b))
+    state = {"order": np.arange(n)}
+
+    def next_order() -> np.ndarray:
+        perm = np.arange(n)
+        rs.shuffle(perm)
+        state["order"] = state["order"][perm]
+        return state["order"]
+
+    return layers, next_order
 
 
 def _cost(cfg: NetConfig, d: int, k: int) -> int:
@@ -342,9 +376,16 @@ def _train_packed(
     device = X.device
     bs = min(200, n) if s.batch_size is None else min(s.batch_size, n)
     k = n_classes
+    if s.rng == "sklearn":
+        if len({c.hidden for c in configs}) != 1:
+            raise ValueError('rng="sklearn": one batched loop holds one hidden-size group (see train_nets)')
+        shared, next_order = sklearn_streams(d, configs[0].hidden, k, seed, n)
+        inits = [shared] * len(configs)  # same seed and shape: the same draws for every alpha
+    else:
+        inits = [init_params(d, cfg.hidden, k, seed) for cfg in configs]
+        next_order = epoch_orders(seed, n)
     params = []
-    for cfg in configs:
-        layers = _init(d, cfg.hidden, k, seed)
+    for layers in inits:
         params.append([(torch.from_numpy(w).to(device), torch.from_numpy(b).to(device)) for w, b in layers])
     packed = _Packed(list(range(len(configs))), configs, params, None, d, k, device)
     del params
@@ -353,7 +394,6 @@ def _train_packed(
     stall = np.zeros(len(configs), dtype=np.int64)
     curves: list[list[float]] = [[] for _ in configs]
     results: list[FittedNet | None] = [None] * len(configs)
-    next_order = epoch_orders(seed, n)
     t = 0
     for epoch in range(1, s.max_iter + 1):
         perm = torch.from_numpy(next_order()).to(device)
@@ -514,21 +554,24 @@ def train_nets(
     ``0..n_classes-1``), both on the device to train on, with one seed. Returns one :class:`FittedNet` per
     configuration, in the given order. ``progress(epoch, n_active)`` is called after every epoch.
 
-    With one worker all configurations form one batched loop. With several (CPU default:
-    ``torch.get_num_threads()``), each group of equal hidden sizes is its own job (:func:`train_jobs`).
+    Each group of equal hidden sizes is its own batched loop (:func:`train_jobs`; with ``rng="sklearn"`` a
+    group's sample order comes from its own ``RandomState``, as in sklearn), run on ``workers`` threads (CPU
+    default: ``torch.get_num_threads()``). With ``rng="numpy"`` and one worker, all configurations share one
+    loop.
     """
     configs = list(configs)
     if not configs:
         return []
+    s = settings or TrainSettings()
     w = default_workers(X.device) if workers is None else max(1, int(workers))
-    if w <= 1:
-        return train_jobs(X, y, n_classes, [(configs, seed)], settings, progress, workers=1)[0]
+    if w <= 1 and s.rng == "numpy":
+        return train_jobs(X, y, n_classes, [(configs, seed)], s, progress, workers=1)[0]
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, c in enumerate(configs):
         by_shape.setdefault(c.hidden, []).append(i)
     groups = list(by_shape.values())
     fits = train_jobs(
-        X, y, n_classes, [([configs[i] for i in g], seed) for g in groups], settings, progress, workers=w
+        X, y, n_classes, [([configs[i] for i in g], seed) for g in groups], s, progress, workers=w
     )
     out: list[FittedNet | None] = [None] * len(configs)
     for g, f in zip(groups, fits, strict=True):

@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
         checkpoint: Annotated[str | None, typer.Option(help="checkpoint for the result rows")] = None,
         progress: Annotated[bool, typer.Option(help="report progress every 50 epochs")] = True,
     ) -> None:
-        """Grid-search the paper's MLP probe (128 configurations at once), refit 5 seeds, test accuracy."""
+        """Grid-search the paper's MLP probe (128 configurations, batched), refit 5 seeds, test accuracy."""
         import torch
 
         from tuneprobe.probes.search import ProbeSearch

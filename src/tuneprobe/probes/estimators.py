@@ -64,6 +64,7 @@ class _NetProbe:
         tol: float = 1e-4,
         n_iter_no_change: int = 10,
         seed: int = 0,
+        rng: str = "sklearn",
         device: str | torch.device | None = None,
     ) -> None:
         self.alpha = alpha
@@ -73,6 +74,7 @@ class _NetProbe:
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
         self.seed = seed
+        self.rng = rng
         self.device = device
 
     # -- sklearn-like attributes after fit: classes_, n_iter_, loss_curve_, converged_, net_
@@ -83,6 +85,7 @@ class _NetProbe:
             max_iter=self.max_iter,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
+            rng=self.rng,
         )
 
     def fit(self, X: np.ndarray, y: Sequence[object] | np.ndarray) -> _NetProbe:

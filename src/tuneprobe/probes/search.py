@@ -1,8 +1,10 @@
 """The paper's probe protocol (PAPER.md section 5): grid search, selection, five seeded refits, test accuracy.
 
 1. **Grid:** hidden sizes ``(h1, h2)`` in ``{32, 64, 128, 256}^2`` crossed with ``alpha`` in ``10^-7 .. 10^0``
-   (8 powers of ten): 128 configurations, each at most ``max_iter = 1000`` epochs. All 128 are trained at once
-   as one batched model (see :mod:`tuneprobe.probes._train`) with seed ``grid_seed`` (default 0).
+   (8 powers of ten): 128 configurations, each at most ``max_iter = 1000`` epochs. They are trained as 16
+   batched models, one per hidden-size group (see :mod:`tuneprobe.probes._train`), with seed ``grid_seed``
+   (default 0); with the default ``rng="sklearn"`` each fit uses the random numbers of
+   ``MLPClassifier(random_state=grid_seed)``.
 2. **Selection:** accuracy on the dev split when one is given; otherwise the grid is trained on 90 % of train
    and scored on a seeded, stratified 10 % hold-out (:func:`stratified_holdout`). Ties go to the first
    configuration in grid order (``h1`` ascending, then ``h2`` ascending, then ``alpha`` ascending).
@@ -181,6 +183,7 @@ class ProbeSearch:
     learning_rate_init: float = 1e-3
     tol: float = 1e-4
     n_iter_no_change: int = 10
+    rng: str = "sklearn"  # random streams, see tuneprobe.probes._train ("sklearn" | "numpy")
     configs: Sequence[tuple[int, int, float]] | None = (
         None  # explicit (h1, h2, alpha) list overrides the grid
     )
@@ -206,6 +209,7 @@ class ProbeSearch:
             max_iter=self.max_iter,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
+            rng=self.rng,
         )
 
     def _cb(self, phase: str) -> Callable[[int, int], None] | None:
