@@ -300,7 +300,9 @@ def _solve(
     if P == 0:
         return result
     k = max(1, int(add_per_side))
-    st = _State(pa, pb, x0, 2 * k + 2)
+    # start with room for a typical corral (growing copies every state array), never more than the pair sizes
+    cap = int((blocks.sizes[pa] + blocks.sizes[pb]).max())
+    st = _State(pa, pb, x0, max(2 * k + 2, min(32, cap)))
     n_done = 0
 
     # ---- start: the extreme point of each side along the initial direction, weight 1
@@ -856,10 +858,11 @@ def _run_pairs(
     P = pa.shape[0]
     d = Xs.shape[1]
     if chunk_pairs is None:
-        # ~256 MB for the corral coordinates at a corral size of 32
-        chunk_pairs = max(64, int(256e6 / (32 * max(d, 1) * 8)))
-    # solve pairs grouped by their first block (or by group): better locality, and deterministic
-    order = np.lexsort((pb, pa)) if groups is None else np.lexsort((pa, groups))
+        # 512 pairs at d = 384 (~64 MB of corral coordinates at a corral size of 40); fastest in our timings
+        chunk_pairs = max(64, min(512, int(64e6 / (40 * max(d, 1) * 8))))
+    # deterministic order: pairs of similar size together (corral arrays are padded to the largest corral of
+    # their chunk), or whole groups together in nearest-only mode
+    order = np.lexsort((pb, pa, sizes[pa] + sizes[pb])) if groups is None else np.lexsort((pa, groups))
     parts: list[_SolveResult] = []
     with _single_thread_blas():
         for c0 in range(0, P, chunk_pairs):
