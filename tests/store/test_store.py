@@ -194,3 +194,13 @@ def test_concurrent_extractions_compute_once(tiny, tiny_encoder, cache_dir):
         t.join()
     assert sorted(r.meta["from_cache"] for r in results) == [False, True]
     np.testing.assert_array_equal(results[0].X, results[1].X)
+
+
+def test_atomic_write_text_uses_normal_permissions(tmp_path):
+    import os
+
+    p = tmp_path / "x.txt"
+    atomic_write_text(p, "hello")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -47,6 +47,8 @@ from tuneprobe.store.keys import FORMAT_VERSION, default_cache_dir, layer_key
 
 log = logging.getLogger("tuneprobe.store")
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 _registry_lock = threading.Lock()
 _thread_locks: dict[str, threading.RLock] = {}  # entry dir -> lock making ``locked`` re-entrant per thread
 _depth: dict[str, int] = {}
@@ -76,6 +78,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     p = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
