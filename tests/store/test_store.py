@@ -204,3 +204,12 @@ def test_atomic_write_text_uses_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert p.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_unwritable_cache_dir_is_a_clear_error(tiny, tiny_encoder, tmp_path):
+    from tuneprobe.errors import TuneprobeError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(TuneprobeError, match="cache directory"):
+        extract(tiny.token_split(), tiny_encoder, cache_dir=blocker / "cache", progress=False)

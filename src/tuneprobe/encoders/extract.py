@@ -77,13 +77,26 @@ def resolve_split(
 
 
 def _model_dims_from_dir(path: Path) -> tuple[int, int]:
-    """(L, H) read from ``config.json`` without loading the model."""
+    """(L, H) from ``config.json`` without importing transformers (plain keys first, e.g. DistilBERT's
+    ``n_layers``/``dim``); falls back to ``AutoConfig`` for anything else."""
     try:
         cfg = json.loads((path / "config.json").read_text())
-        return int(cfg["num_hidden_layers"]), int(cfg["hidden_size"])
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError) as exc:
+        raise TuneprobeError(f"{path / 'config.json'}: unreadable ({exc})") from None
+    layers = next(
+        (cfg[k] for k in ("num_hidden_layers", "n_layers", "num_layers", "n_layer") if k in cfg), None
+    )
+    hidden = next((cfg[k] for k in ("hidden_size", "dim", "d_model", "n_embd") if k in cfg), None)
+    if isinstance(layers, int) and isinstance(hidden, int):
+        return layers, hidden
+    try:
+        from transformers import AutoConfig
+
+        auto = AutoConfig.from_pretrained(path, local_files_only=True)
+        return int(auto.num_hidden_layers), int(auto.hidden_size)
+    except (OSError, ValueError, AttributeError) as exc:
         raise TuneprobeError(
-            f"{path / 'config.json'}: cannot read num_hidden_layers/hidden_size ({exc})"
+            f"{path / 'config.json'}: cannot tell the number of layers and the hidden size ({exc})"
         ) from None
 
 

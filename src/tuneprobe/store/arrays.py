@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from tuneprobe.errors import TuneprobeError
 from tuneprobe.store.keys import FORMAT_VERSION, default_cache_dir, layer_key
 
 log = logging.getLogger("tuneprobe.store")
@@ -237,7 +238,13 @@ class RepresentationStore:
     def locked(self, key: str) -> Iterator[None]:
         """Hold the entry's exclusive lock (``flock`` across processes; re-entrant within a thread)."""
         d = self.entry_dir(key)
-        d.mkdir(parents=True, exist_ok=True)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TuneprobeError(
+                f"cannot write to the cache directory {self.root} ({exc.strerror}); point TUNEPROBE_CACHE or "
+                "--cache-dir at a writable directory"
+            ) from None
         k = str(d)
         with _registry_lock:
             rlock = _thread_locks.setdefault(k, threading.RLock())
