@@ -1,3 +1,4 @@
+from tuneprobe.directprobe.cluster import DirectProbe, DuplicateLabelsError  # noqa: F401
 from tuneprobe.directprobe.hulls import (  # noqa: F401
     cluster_distance_matrix,
     cluster_distances,

@@ -1,0 +1,561 @@
+"""The DirectProbe search engine (private helper of ``cluster``): state checks, the unchecked run, G.
+
+Overlap checks are organised so that almost every pair is answered by a batched certificate:
+
+* **batched projection** (the ``projection`` certificate for many pairs at once): for a pair (P, Q) the
+normal is
+  ``w = c_P - c_Q``; with ``own[x] = x·c_{cluster(x)}`` and a GEMM of points against centroids, ``min_{x in
+  P} w·x`` and
+  ``max_{x in Q} w·x`` of *every* point of both clusters come out of one matrix product and a segmented
+  min/max. The pair
+  is certified iff ``min_P - max_Q > tau``, ``tau = 4e-9 * max|x| * (|c_P| + |c_Q|)``, which exceeds the
+  float64 error of
+  the two dot products by orders of magnitude. This strictly dominates the bounding-sphere test (same normal,
+  exact
+  extents instead of radii), so spheres are not computed in the loop.
+* **multiclass** model over the clusters still involved (state checks), then per pair: **cached** hyperplanes
+(a plane
+  that separated one part of a merged cluster from Q, re-verified on the whole), **affine** (Cover), **svm**,
+  and the
+  **LP**. Only an infeasible LP answers "overlap".
+
+State checks use monotonicity: if state ``base`` is clean, every pair of clusters that exists unchanged in a
+later state
+is separable, so only pairs involving a cluster created after ``base`` are examined.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._agglo import LabelQueue
+from .separability import (
+    SEPARATION_RTOL,
+    MulticlassCertificate,
+    SeparabilityStats,
+    affine_certificate,
+    direction_certificate,
+    gilbert_certificate,
+    lp_separate,
+    svm_certificate,
+)
+
+if TYPE_CHECKING:
+    from .cluster import DirectProbe
+
+_BLOCK_BYTES = 128 * 2**20
+
+
+class SearchMismatch(Exception):
+    """The shortcut's preconditions failed (ordering or oracle inconsistency); G is rerun from scratch."""
+
+
+def replay(n: int, log_a: np.ndarray, log_b: np.ndarray, k: int) -> np.ndarray:
+    """Root ``[n]`` (smallest member index of its cluster) of every point after the first k logged merges.
+
+    ``log_a[t] < log_b[t]`` are the smallest member indices of the two clusters merged at step t (union-find
+    by
+    pointer jumping, O(n log k)).
+    """
+    parent = np.arange(n, dtype=np.int64)
+    parent[log_b[:k]] = log_a[:k]
+    while True:
+        nxt = parent[parent]
+        if np.array_equal(nxt, parent):
+            return parent
+        parent = nxt
+
+
+def whiten(X: np.ndarray) -> np.ndarray:
+    """PCA-whitened copy ``[n, d]`` of X ``[n, d]`` (eigenvalues floored at 1e-10 of the largest).
+
+    An invertible affine map, so linear separability is unchanged; every certificate and LP runs on these
+    coordinates,
+    where the centroid-difference direction is the LDA-like ``Sigma^-1 (c_P - c_Q)`` of the original space
+    and the LP is
+    well conditioned. The merge order always uses the original coordinates.
+    """
+    n, d = X.shape
+    if n < 2:
+        return X.copy()
+    mu = X.mean(axis=0)
+    Xc = X - mu
+    ev, U = np.linalg.eigh(Xc.T @ Xc / n)
+    top = float(ev.max())
+    if top <= 0:
+        return Xc
+    T = U / np.sqrt(np.maximum(ev, top * 1e-10))
+    return Xc @ T
+
+
+class Oracle:
+    """Per-pair overlap test (certificates, then the LP) and the counters of one fit."""
+
+    def __init__(self, X: np.ndarray, gid: np.ndarray, cache_limit: int = 100_000) -> None:
+        self.X = X
+        self.gid = gid
+        self.xmax = float(np.sqrt(np.einsum("ij,ij->i", X, X).max())) if X.size else 0.0
+        self.stats = SeparabilityStats()
+        self.cache: dict[tuple[int, int], tuple[np.ndarray, float]] = {}
+        self.cache_limit = cache_limit
+
+    def single_id(self, members: np.ndarray) -> int:
+        """Duplicate-group id if every member is the same vector, else -1."""
+        g = self.gid[members]
+        return int(g[0]) if (g == g[0]).all() else -1
+
+    def store(self, ua: int, ub: int, h: tuple[np.ndarray, float]) -> None:
+        if len(self.cache) < self.cache_limit:
+            self.cache[(ua, ub)] = h
+
+    def pair(
+        self, A: np.ndarray, B: np.ndarray, hints: list[tuple[np.ndarray, float]]
+    ) -> tuple[bool, tuple[np.ndarray, float] | None]:
+        """Are the hulls of rows A and rows B (index arrays) disjoint? Returns (separable, hyperplane)."""
+        st = self.stats.answered
+        XA, XB = self.X[A], self.X[B]
+        for h in hints:
+            h2 = direction_certificate(h[0], XA, XB)
+            if h2 is not None:
+                st["cached"] += 1
+                return True, h2
+        if A.size + B.size <= self.X.shape[1] + 1:
+            h = affine_certificate(XA, XB)
+            if h is not None:
+                st["affine"] += 1
+                return True, h
+        h = gilbert_certificate(XA, XB, z0=hints[0][0] if hints else None)
+        if h is not None:
+            st["gilbert"] += 1
+            return True, h
+        h = svm_certificate(XA, XB, init=hints[0] if hints else None, stats=self.stats)
+        if h is not None:
+            st["svm"] += 1
+            return True, h
+        r = lp_separate(XA, XB, self.stats)
+        if r.separable is None:
+            raise RuntimeError(f"HiGHS gave no verdict on clusters of sizes {A.size}, {B.size}: {r.message}")
+        st["lp"] += 1
+        if r.separable:
+            assert r.w is not None
+            return True, (r.w, r.b)
+        return False, None
+
+
+def _segment_min(V: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    return np.minimum.reduceat(V, starts, axis=0)
+
+
+class Engine:
+    """One fit: X float64 ``[n, d]``, y int64 ``[n]``, gid int64 ``[n]`` (duplicate groups)."""
+
+    def __init__(
+        self, X: np.ndarray, y: np.ndarray, gid: np.ndarray, opts: DirectProbe, stats: dict[str, Any]
+    ):
+        self.X = X
+        self.y = y
+        self.gid = gid
+        self.opts = opts
+        self.stats = stats
+        self.n = X.shape[0]
+        self.labels = np.unique(y)
+        self.label_rows = {int(lab): np.flatnonzero(y == lab) for lab in self.labels}
+        self.Xw = whiten(X)
+        self.oracle = Oracle(self.Xw, gid)
+        self._uid = 0
+
+    def _bar(self, total: int | None, desc: str) -> Any:
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, disable=not self.opts.progress, leave=False)
+
+    def _tick(self, key: str, t0: float) -> None:
+        tm = self.stats.setdefault("seconds_detail", {})
+        tm[key] = round(tm.get(key, 0.0) + time.perf_counter() - t0, 4)
+
+    # ------------------------------------------------------------------------------------ top level
+    def run(self) -> np.ndarray:
+        """Root (smallest member) ``[n]`` of every point's final cluster."""
+        n = self.n
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        singletons = np.arange(n, dtype=np.int64)
+        if self.opts.search == "naive":
+            t0 = time.perf_counter()
+            root = self.forward(singletons)
+            self.stats["seconds_forward"] = round(time.perf_counter() - t0, 4)
+            return root
+        # 1. the label partition (the end state of U, whatever U's order)
+        t0 = time.perf_counter()
+        label_root = np.empty(n, dtype=np.int64)
+        for rows in self.label_rows.values():
+            label_root[rows] = rows[0]
+        clean_end = self.check_state(label_root, singletons)
+        self.stats["seconds_end_check"] = round(time.perf_counter() - t0, 4)
+        self.stats["end_state_clean"] = clean_end
+        if clean_end:
+            self.stats["k_star"] = None
+            return label_root
+        # 2. the unchecked run U
+        t0 = time.perf_counter()
+        log_a, log_b = self.unchecked_run()
+        m = int(log_a.size)
+        self.stats["seconds_unchecked"] = round(time.perf_counter() - t0, 4)
+        self.stats["n_unchecked_merges"] = m
+        # 3. first overlapping state: gallop from the clean state 0, then bisect; each check relative to the
+        # last clean
+        t0 = time.perf_counter()
+        lo, lo_root, hi = 0, singletons, m
+        checks: list[tuple[int, bool]] = []
+        step = 1
+        while lo + step < hi:
+            cand = lo + step
+            r = replay(n, log_a, log_b, cand)
+            clean = self.check_state(r, lo_root)
+            checks.append((cand, clean))
+            if clean:
+                lo, lo_root = cand, r
+                step *= 2
+            else:
+                hi = cand
+                break
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            r = replay(n, log_a, log_b, mid)
+            clean = self.check_state(r, lo_root)
+            checks.append((mid, clean))
+            if clean:
+                lo, lo_root = mid, r
+            else:
+                hi = mid
+        k_star = hi
+        self.stats["k_star"] = int(k_star)
+        self.stats["search_checks"] = checks
+        self.stats["seconds_search"] = round(time.perf_counter() - t0, 4)
+        # 4. G from state k*-1; its first pop must be U's merge k*, and it must be rejected
+        t0 = time.perf_counter()
+        expect = (int(log_a[k_star - 1]), int(log_b[k_star - 1]))
+        try:
+            root = self.forward(lo_root, expect_first_rejected=expect, legacy=self.opts.legacy_forward_loop)
+            self.stats["search_fallback"] = False
+        except SearchMismatch as e:
+            self.stats["search_fallback"] = str(e)
+            root = self.forward(singletons)
+        self.stats["seconds_forward"] = round(time.perf_counter() - t0, 4)
+        return root
+
+    # ------------------------------------------------------------------------------------ U
+    def unchecked_run(self) -> tuple[np.ndarray, np.ndarray]:
+        """Merge log of U: ``(log_a, log_b)`` int64 ``[m]``, smallest member indices (a < b) of each merged
+        pair."""
+        queues = {lab: LabelQueue(self.X, rows) for lab, rows in self.label_rows.items()}
+        heap: list[tuple[float, int, int, int]] = []
+        for lab, q in queues.items():
+            h = q.head()
+            if h is not None:
+                heapq.heappush(heap, (h[0], int(q.idx[h[1]]), int(q.idx[h[2]]), lab))
+        m = self.n - len(queues)
+        log_a = np.empty(m, dtype=np.int64)
+        log_b = np.empty(m, dtype=np.int64)
+        t = 0
+        with self._bar(m, "unchecked merges") as bar:
+            while heap:
+                _, ga, gb, lab = heapq.heappop(heap)
+                q = queues[lab]
+                i = int(np.searchsorted(q.idx, ga))
+                j = int(np.searchsorted(q.idx, gb))
+                q.merge(i, j)
+                log_a[t], log_b[t] = ga, gb
+                t += 1
+                bar.update(1)
+                h = q.head()
+                if h is not None:
+                    heapq.heappush(heap, (h[0], int(q.idx[h[1]]), int(q.idx[h[2]]), lab))
+        assert t == m
+        return log_a, log_b
+
+    # ------------------------------------------------------------------------------------ state check
+    def check_state(self, root: np.ndarray, base: np.ndarray) -> bool:
+        """Is the partition ``root`` ``[n]`` overlap-free, given that the finer partition ``base`` ``[n]``
+        is?"""
+        X = self.Xw
+        n = self.n
+        t0 = time.perf_counter()
+        order = np.argsort(root, kind="stable")
+        rs = root[order]
+        starts = np.flatnonzero(np.r_[True, rs[1:] != rs[:-1]])
+        K = int(starts.size)
+        sizes = np.diff(np.r_[starts, n])
+        cid = np.empty(n, dtype=np.int64)
+        cid[order] = np.repeat(np.arange(K), sizes)
+        lab = self.y[order[starts]]
+        C = np.add.reduceat(X[order], starts, axis=0) / sizes[:, None]
+        gmin = np.minimum.reduceat(self.gid[order], starts)
+        gmax = np.maximum.reduceat(self.gid[order], starts)
+        single = np.where(gmin == gmax, gmin, -1)
+        changed = np.zeros(K, dtype=bool)
+        np.logical_or.at(changed, cid, base != root)
+        new = np.flatnonzero(changed)
+        if new.size == 0:
+            return True
+        own = np.einsum("ij,ij->i", X, C[cid])
+        cn = np.sqrt(np.einsum("ij,ij->i", C, C))
+        xmax = self.oracle.xmax
+        # D1[p, Q] = min_{x in P} (own[x] - x·c_Q) for new P; D2[Q, p] = min_{x in Q} (own[x] - x·c_P)
+        isnew = np.zeros(K, dtype=bool)
+        isnew[new] = True
+        rows_new = order[
+            np.repeat(isnew, sizes)
+        ]  # rows of the new clusters, grouped by cluster (ascending id)
+        nstarts = np.r_[0, np.cumsum(sizes[new])[:-1]]
+        D1 = np.empty((new.size, K))
+        blk = max(1, _BLOCK_BYTES // (8 * max(rows_new.size, 1)))
+        Xn, own_n = X[rows_new], own[rows_new]
+        for s in range(0, K, blk):
+            G = Xn @ C[s : s + blk].T
+            np.subtract(own_n[:, None], G, out=G)
+            D1[:, s : s + blk] = _segment_min(G, nstarts)
+        D2 = np.empty((K, new.size))
+        blk = max(1, _BLOCK_BYTES // (8 * n))
+        Xo, own_o = X[order], own[order]
+        for s in range(0, new.size, blk):
+            G = Xo @ C[new[s : s + blk]].T
+            np.subtract(own_o[:, None], G, out=G)
+            D2[:, s : s + blk] = _segment_min(G, starts)
+        S = D1 + D2.T  # [n_new, K]
+        tau = 2 * SEPARATION_RTOL * 4 * xmax * (cn[new][:, None] + cn[None, :])
+        cand = (tau >= S) & (lab[new][:, None] != lab[None, :])
+        # a pair of new clusters appears twice: keep (p, q) with p < q
+        cand &= ~(isnew[None, :] & (np.arange(K)[None, :] <= new[:, None]))
+        tol = (single[new][:, None] == single[None, :]) & (single[new][:, None] >= 0)
+        st = self.oracle.stats.answered
+        once = ~(isnew[None, :] & (np.arange(K)[None, :] <= new[:, None]))
+        diff_pairs = int(((lab[new][:, None] != lab[None, :]) & once).sum())
+        n_tol = int((cand & tol).sum())
+        cand &= ~tol
+        pi, Pj = np.nonzero(cand)
+        Pi = new[pi]
+        st["projection"] += diff_pairs - n_tol - int(Pi.size)
+        st["duplicate"] += n_tol
+        score = S[pi, Pj] / np.maximum(np.sqrt(((C[Pi] - C[Pj]) ** 2).sum(axis=1)), 1e-300)
+        self._tick("state_projection", t0)
+        if Pi.size == 0:
+            return True
+        members = np.split(order, starts[1:])
+        involved = np.unique(np.r_[Pi, Pj])
+        if 2 < involved.size <= self.opts.multiclass_max_classes:
+            t0 = time.perf_counter()
+            pos = np.full(K, -1)
+            pos[involved] = np.arange(involved.size)
+            mem = np.concatenate([members[k] for k in involved.tolist()])
+            sub = pos[cid[mem]]
+            mc = MulticlassCertificate()
+            mc.fit(X[mem], sub, int(involved.size), self.oracle.stats, whiten=False)
+            P = mc.pair_min_margins(X[mem], sub, int(involved.size))
+            ok = (P[pos[Pi], pos[Pj]] > 0) & (P[pos[Pj], pos[Pi]] > 0)
+            st["multiclass"] += int(ok.sum())
+            Pi, Pj, score = Pi[~ok], Pj[~ok], score[~ok]
+            self._tick("state_multiclass", t0)
+        t0 = time.perf_counter()
+        try:
+            for t in np.argsort(score, kind="stable").tolist():
+                ok1, _ = self.oracle.pair(members[int(Pi[t])], members[int(Pj[t])], [])
+                if not ok1:
+                    return False
+            return True
+        finally:
+            self._tick("state_pairs", t0)
+
+    # ------------------------------------------------------------------------------------ G
+    def forward(
+        self, root: np.ndarray, expect_first_rejected: tuple[int, int] | None = None, legacy: bool = False
+    ) -> np.ndarray:
+        """Run G from the partition ``root`` ``[n]`` (smallest member of each point's cluster); return the
+        final roots."""
+        X = self.X
+        n = self.n
+        queues: dict[int, LabelQueue] = {}
+        for lab, rows in self.label_rows.items():
+            part = np.searchsorted(rows, root[rows])
+            queues[lab] = LabelQueue(X, rows, part=part, keep_members=True)
+        self.queues = queues
+        # global per-slot state (slot = smallest member index of a cluster), in whitened coordinates
+        Xw = self.Xw
+        self.Cg = np.zeros_like(Xw)
+        self.act = np.zeros(n, dtype=bool)
+        self.lab_g = self.y.copy()
+        self.cl_of = root.astype(np.int64).copy()
+        self.uid = np.zeros(n, dtype=np.int64)
+        self.single = np.full(n, -1, dtype=np.int64)
+        for q in queues.values():
+            assert q.members is not None
+            for s in np.flatnonzero(q.active).tolist():
+                g = int(q.idx[s])
+                mem = q.members[s]
+                assert mem is not None
+                self.Cg[g] = Xw[mem].mean(axis=0)
+                self.act[g] = True
+                self._uid += 1
+                self.uid[g] = self._uid
+                self.single[g] = self.oracle.single_id(mem)
+        slots = np.flatnonzero(self.act)
+        # dot products of every point with every centroid, one column per starting cluster, if it fits in
+        # memory
+        self.col = np.full(n, -1, dtype=np.int64)
+        self.Gmat: np.ndarray | None = None
+        if n * slots.size * 8 <= self.opts.max_gram_bytes:
+            self.col[slots] = np.arange(slots.size)
+            self.Gmat = Xw @ self.Cg[slots].T
+            self.own = self.Gmat[np.arange(n), self.col[self.cl_of]].copy()
+            self.col_slot = slots.copy()
+        else:
+            self.own = np.einsum("ij,ij->i", Xw, self.Cg[self.cl_of])
+        n_start = int(self.act.sum())
+        heap: list[tuple[float, int, int, int]] = []
+
+        def push(lab: int) -> None:
+            q = queues[lab]
+            h = q.head()
+            if h is not None:
+                heapq.heappush(heap, (h[0], int(q.idx[h[1]]), int(q.idx[h[2]]), lab))
+
+        for lab in queues:
+            push(lab)
+        pops = accepted = rejected = 0
+        first = True
+        with self._bar(None, "checked merges") as bar:
+            while heap:
+                d2, ga, gb, lab = heapq.heappop(heap)
+                q = queues[lab]
+                h = q.head()
+                if h is None:
+                    continue
+                i, j = h[1], h[2]
+                if (int(q.idx[i]), int(q.idx[j]), h[0]) != (ga, gb, d2):
+                    continue  # outdated entry; the label's current head is in the heap too
+                if legacy and pops >= n_start:
+                    break
+                pops += 1
+                ok = self._check_merge(lab, q, i, j)
+                if first and expect_first_rejected is not None:
+                    first = False
+                    if (ga, gb) != expect_first_rejected:
+                        raise SearchMismatch(
+                            f"G popped {(ga, gb)} first, U's merge k* is {expect_first_rejected}"
+                        )
+                    if ok:
+                        raise SearchMismatch(f"U's merge k* {(ga, gb)} was accepted by G")
+                if ok:
+                    accepted += 1
+                    self._accept(q, i, j)
+                else:
+                    rejected += 1
+                    q.reject(i, j)
+                bar.update(1)
+                push(lab)
+        self.stats["forward_pops"] = pops
+        self.stats["forward_accepted"] = accepted
+        self.stats["forward_rejected"] = rejected
+        self.stats["forward_start_clusters"] = n_start
+        return self.cl_of.copy()
+
+    def _accept(self, q: LabelQueue, i: int, j: int) -> None:
+        gi, gj = int(q.idx[i]), int(q.idx[j])
+        assert q.members is not None
+        mj = q.members[j]
+        assert mj is not None
+        q.merge(i, j)
+        M = q.members[i]
+        assert M is not None
+        self.Cg[gi] = self._cM
+        self.Cg[gj] = 0.0
+        self.act[gj] = False
+        self.cl_of[mj] = gi
+        if self.Gmat is not None:
+            self.Gmat[:, self.col[gi]] = self._tM
+            self.col_slot[self.col[gj]] = -1
+            self.col[gj] = -1
+            self.own[M] = self._tM[M]
+        else:
+            self.own[M] = self.Xw[M] @ self._cM
+        self._uid += 1
+        self.uid[gi] = self._uid
+        self.single[gi] = self.oracle.single_id(M)
+        for uo, h in self._pending:
+            self.oracle.store(self._uid, uo, h)
+
+    def _check_merge(self, lab: int, q: LabelQueue, i: int, j: int) -> bool:
+        """Does the union M of slots i, j of label ``lab`` overlap no other-label cluster?"""
+        t0 = time.perf_counter()
+        X = self.Xw
+        assert q.members is not None
+        mi, mj = q.members[i], q.members[j]
+        assert mi is not None and mj is not None
+        gi, gj = int(q.idx[i]), int(q.idx[j])
+        M = np.concatenate([mi, mj])
+        ni, nj = mi.size, mj.size
+        cM = (self.Cg[gi] * ni + self.Cg[gj] * nj) / (ni + nj)
+        self._cM = cM
+        sM = self.oracle.single_id(M)
+        self._pending: list[tuple[int, tuple[np.ndarray, float]]] = []
+        others = np.flatnonzero(self.act & (self.lab_g != lab))
+        if others.size == 0:
+            self._tM = X @ cM if self.Gmat is not None else None
+            return True
+        t = X @ cM  # [n]: x·c_M
+        self._tM = t
+        pM = t[M]
+        if self.Gmat is not None:
+            Gm = self.Gmat[M][:, self.col[others]]
+            np.subtract(pM[:, None], Gm, out=Gm)
+            minM = Gm.min(axis=0)
+        else:
+            XM = X[M]
+            minM = np.full(others.size, np.inf)
+            blk = max(1, _BLOCK_BYTES // (8 * M.size))
+            for s in range(0, others.size, blk):
+                G = XM @ self.Cg[others[s : s + blk]].T
+                np.subtract(pM[:, None], G, out=G)
+                minM[s : s + blk] = G.min(axis=0)
+        tq = t - self.own
+        maxQ = np.full(self.n, -np.inf)
+        np.maximum.at(maxQ, self.cl_of, tq)
+        gap = minM - maxQ[others]
+        cn = np.sqrt(np.einsum("ij,ij->i", self.Cg[others], self.Cg[others]))
+        tau = 4 * SEPARATION_RTOL * self.oracle.xmax * (float(np.sqrt(cM @ cM)) + cn)
+        bad = gap <= tau
+        st = self.oracle.stats.answered
+        if sM >= 0:
+            tolm = bad & (self.single[others] == sM)
+            st["duplicate"] += int(tolm.sum())
+            bad &= ~tolm
+        st["projection"] += int(others.size - bad.sum())
+        todo = others[bad]
+        self._tick("forward_projection", t0)
+        if todo.size == 0:
+            return True
+        t0 = time.perf_counter()
+        dist = np.sqrt(((self.Cg[todo] - cM) ** 2).sum(axis=1))
+        score = gap[bad] / np.maximum(dist, 1e-300)
+        ui, uj = int(self.uid[gi]), int(self.uid[gj])
+        try:
+            for k in np.argsort(score, kind="stable").tolist():
+                go = int(todo[k])
+                uo = int(self.uid[go])
+                cached = (self.oracle.cache.get((ui, uo)), self.oracle.cache.get((uj, uo)))
+                hints = [hh for hh in cached if hh is not None]
+                oq = self.queues[int(self.lab_g[go])]
+                oq_members = oq.members[int(np.searchsorted(oq.idx, go))]  # type: ignore[index]
+                assert oq_members is not None
+                ok, h = self.oracle.pair(M, oq_members, hints)
+                if not ok:
+                    return False
+                if h is not None:
+                    self._pending.append((uo, h))
+            return True
+        finally:
+            self._tick("forward_pairs", t0)

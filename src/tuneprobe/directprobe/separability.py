@@ -1,0 +1,524 @@
+"""Linear separability of two finite point sets: cheap certificates in front of an exact LP (HiGHS).
+
+Two finite sets A ``[n_a, d]`` and B ``[n_b, d]`` have disjoint convex hulls iff some hyperplane strictly
+separates them,
+i.e. iff the LP (PAPER §6.3)
+
+    find w in R^d, b in R  with  w·x + b >= 1 (x in A),  w·x + b <= -1 (x in B)
+
+is feasible. Everything here is float64.
+
+Two kinds of answers:
+
+* **separable**: always backed by a hyperplane ``(w, b)`` that was *verified* on every point of both sets with
+  :func:`verify_separation`: ``min_A (w·x + b) > tau`` and ``max_B (w·x + b) < -tau`` where
+  ``tau = SEPARATION_RTOL * (||w|| * max_x ||x|| + |b|)`` and ``SEPARATION_RTOL = 1e-9``. The float64
+  rounding error of
+  ``w·x + b`` is below ``d * 2.2e-16 * (||w|| ||x|| + |b|)``, so for any d < 10^6 the signs are certain. The
+  one exception is
+  the sphere certificate inside the clustering loop (:func:`sphere_gaps`), which is a geometric proof
+  (disjoint balls) with
+  the same relative margin on the ball gap; :func:`sphere_certificate` returns its hyperplane for tests.
+* **overlap**: only ever from an LP that HiGHS declares infeasible (:func:`lp_separate`, status recorded).
+
+Certificates (each cheap, each exact when it says "separable"):
+
+``sphere``      balls (centroid, max member distance) are disjoint with a relative gap margin.
+``cached``      a hyperplane that separated a part of a merged cluster from B and still separates the whole.
+``projection``  1-D projection on the centroid difference: ``max_B w·x < min_A w·x`` with ``w = c_A - c_B``.
+``gilbert``     Frank-Wolfe iterations towards the closest points of the two hulls, stopped at the first
+separating
+                direction (verified).
+``affine``      ``n_a + n_b <= d + 1`` affinely independent points (rank checked by SVD): least-squares
+interpolation
+                of the +-1 targets is exact, giving a hyperplane that is then verified.
+``svm``         a few L-BFGS iterations on the squared-hinge linear SVM (warm-started from a given
+hyperplane), verified.
+``multiclass``  a linear model over all clusters (one weight vector per cluster) that classifies every point
+into its own
+                cluster: the pair (i, j) is separated by ``w_i - w_j`` when every point of i and of j is on
+                the right side
+                (checked pair by pair, see :class:`MulticlassCertificate`).
+``lp``          the exact LP, solved on centred and scaled data (an affine change of variables that leaves
+separability
+                unchanged); a feasible answer is mapped back and verified like every other hyperplane.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linprog, minimize
+
+SEPARATION_RTOL = 1e-9
+"""Relative margin a verified hyperplane must clear (see module docstring)."""
+
+SPHERE_RTOL = 1e-9
+"""Relative margin of the sphere certificate: ``|c_a - c_b| - r_a - r_b > SPHERE_RTOL * (|c_a - c_b| + r_a +
+r_b)``."""
+
+CERTIFICATES = ("duplicate", "sphere", "cached", "projection", "affine", "gilbert", "svm", "multiclass", "lp")
+
+
+@dataclass
+class SeparabilityStats:
+    """Counters of one fit: how many pair checks each certificate answered, and the LP's cost."""
+
+    answered: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CERTIFICATES, 0))
+    lp_calls: int = 0
+    lp_infeasible: int = 0
+    lp_seconds: float = 0.0
+    lp_unverified: int = 0
+    lp_status: dict[str, int] = field(default_factory=dict)
+    svm_calls: int = 0
+    svm_seconds: float = 0.0
+    multiclass_fits: int = 0
+    multiclass_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "certified_by": dict(self.answered),
+            "lp_calls": self.lp_calls,
+            "lp_infeasible": self.lp_infeasible,
+            "lp_seconds": round(self.lp_seconds, 4),
+            "lp_feasible_unverified": self.lp_unverified,
+            "lp_status": dict(self.lp_status),
+            "svm_calls": self.svm_calls,
+            "svm_seconds": round(self.svm_seconds, 4),
+            "multiclass_fits": self.multiclass_fits,
+            "multiclass_seconds": round(self.multiclass_seconds, 4),
+        }
+
+
+def _as64(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def separation_margin(w: np.ndarray, b: float, A: np.ndarray, B: np.ndarray) -> tuple[float, float]:
+    """Return ``(min_A (w·x+b), max_B (w·x+b))`` in float64 for w ``[d]``, A ``[n_a, d]``, B ``[n_b, d]``."""
+    fa = A @ w + b
+    fb = B @ w + b
+    return float(fa.min()) if fa.size else np.inf, float(fb.max()) if fb.size else -np.inf
+
+
+def separation_tolerance(w: np.ndarray, b: float, A: np.ndarray, B: np.ndarray) -> float:
+    """``SEPARATION_RTOL * (||w|| * max_x ||x|| + |b|)`` over x in A ``[n_a, d]`` and B ``[n_b, d]``."""
+    rmax = 0.0
+    for P in (A, B):
+        if P.size:
+            rmax = max(rmax, float(np.sqrt(np.einsum("ij,ij->i", P, P).max())))
+    return SEPARATION_RTOL * (float(np.linalg.norm(w)) * rmax + abs(float(b)))
+
+
+def verify_separation(w: np.ndarray, b: float, A: np.ndarray, B: np.ndarray) -> bool:
+    """True iff ``w·x + b > tau`` on every row of A ``[n_a, d]`` and ``< -tau`` on every row of B ``[n_b,
+    d]``.
+
+    ``tau`` is :func:`separation_tolerance`; all arithmetic is float64.
+    """
+    A = _as64(A)
+    B = _as64(B)
+    w = _as64(w)
+    if not np.all(np.isfinite(w)) or not np.isfinite(b) or not np.any(w):
+        return False
+    lo, hi = separation_margin(w, b, A, B)
+    tau = separation_tolerance(w, b, A, B)
+    return lo > tau and hi < -tau
+
+
+# --------------------------------------------------------------------------------------------- certificates
+
+
+def sphere_gaps(c: np.ndarray, r: float, C: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """Relative ball gaps between one ball (c ``[d]``, r) and many (C ``[m, d]``, R ``[m]``); ``> 0`` means
+    disjoint.
+
+    Returns ``[m]``: ``(|c - C_j| - r - R_j) - SPHERE_RTOL * (|c - C_j| + r + R_j)``.
+    """
+    dist = np.sqrt(np.maximum(((C - c) ** 2).sum(axis=1), 0.0))
+    return (dist - r - R) - SPHERE_RTOL * (dist + r + R)
+
+
+def sphere_certificate(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Hyperplane from disjoint bounding balls of A ``[n_a, d]`` and B ``[n_b, d]`` (centre = mean), or None.
+
+    The plane is orthogonal to ``c_A - c_B`` and passes through the middle of the gap between the balls.
+    """
+    A = _as64(A)
+    B = _as64(B)
+    ca, cb = A.mean(axis=0), B.mean(axis=0)
+    ra = float(np.sqrt(((A - ca) ** 2).sum(axis=1).max()))
+    rb = float(np.sqrt(((B - cb) ** 2).sum(axis=1).max()))
+    gap = sphere_gaps(ca, ra, cb[None, :], np.array([rb]))[0]
+    if gap <= 0:
+        return None
+    u = ca - cb
+    u /= np.linalg.norm(u)
+    mid = cb + u * (rb + 0.5 * (np.linalg.norm(ca - cb) - ra - rb))
+    return u, float(-u @ mid)
+
+
+def direction_certificate(w: np.ndarray, A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Best threshold along a given normal w ``[d]``: verified ``(w, b)`` if ``min_A w·x > max_B w·x``, else
+    None."""
+    if not np.any(w):
+        return None
+    pa = A @ w
+    pb = B @ w
+    lo, hi = float(pa.min()), float(pb.max())
+    if lo <= hi:
+        return None
+    b = -0.5 * (lo + hi)
+    return (w, b) if verify_separation(w, b, A, B) else None
+
+
+def gilbert_certificate(
+    A: np.ndarray, B: np.ndarray, z0: np.ndarray | None = None, max_iter: int = 100
+) -> tuple[np.ndarray, float] | None:
+    """Gilbert's algorithm (Frank-Wolfe on the minimum-norm point of conv(A) - conv(B)), A ``[n_a, d]``, B
+    ``[n_b, d]``.
+
+    Starts from ``z0`` (default: the centroid difference) and stops as soon as the current ``z`` separates
+    (``min_A z·x > max_B z·x``); the plane is verified on every point. Never answers "overlap".
+    """
+    A = _as64(A)
+    B = _as64(B)
+    z = (A.mean(axis=0) - B.mean(axis=0)) if z0 is None else _as64(z0).copy()
+    for _ in range(max_iter):
+        pa = A @ z
+        pb = B @ z
+        ia, ib = int(pa.argmin()), int(pb.argmax())
+        if pa[ia] > pb[ib]:
+            b = -0.5 * (float(pa[ia]) + float(pb[ib]))
+            return (z, b) if verify_separation(z, b, A, B) else None
+        s = A[ia] - B[ib]
+        dz = z - s
+        den = float(dz @ dz)
+        if den <= 0:
+            return None
+        g = min(1.0, max(0.0, float(z @ dz) / den))
+        if g == 0.0:
+            return None
+        z = z - g * dz
+        if not np.any(z):
+            return None
+    return None
+
+
+def projection_certificate(
+    A: np.ndarray, B: np.ndarray, ca: np.ndarray | None = None, cb: np.ndarray | None = None
+) -> tuple[np.ndarray, float] | None:
+    """Project A ``[n_a, d]`` and B ``[n_b, d]`` on ``w = c_A - c_B`` (centroids, computed if not given).
+
+    Returns the verified hyperplane through the middle of the projected gap, or None.
+    """
+    A = _as64(A)
+    B = _as64(B)
+    ca = A.mean(axis=0) if ca is None else ca
+    cb = B.mean(axis=0) if cb is None else cb
+    w = ca - cb
+    if not np.any(w):
+        return None
+    pa = A @ w
+    pb = B @ w
+    lo, hi = float(pa.min()), float(pb.max())
+    if lo <= hi:
+        return None
+    b = -0.5 * (lo + hi)
+    return (w, b) if verify_separation(w, b, A, B) else None
+
+
+def affine_certificate(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Cover's case: ``n_a + n_b <= d + 1`` affinely independent points are separable under any labelling.
+
+    Solves the interpolation ``[X, 1] v = t`` (t = +1 on A, -1 on B) by its minimum-norm solution
+    ``v = Z^T (Z Z^T)^{-1} t`` (Cholesky of the ``n x n`` Gram matrix of the centred, scaled points); it
+    exists iff the
+    points are affinely independent. Whatever the conditioning, the plane only counts after verification on
+    every point.
+    """
+    A = _as64(A)
+    B = _as64(B)
+    n = A.shape[0] + B.shape[0]
+    d = A.shape[1]
+    if n > d + 1 or n < 2:
+        return None
+    X = np.vstack([A, B])
+    mu = X.mean(axis=0)
+    s = float(np.abs(X - mu).max()) or 1.0
+    Z = np.hstack([(X - mu) / s, np.ones((n, 1))])
+    t = np.concatenate([np.ones(A.shape[0]), -np.ones(B.shape[0])])
+    try:
+        L = np.linalg.cholesky(Z @ Z.T)
+    except np.linalg.LinAlgError:
+        return None
+    u = np.linalg.solve(L.T, np.linalg.solve(L, t))
+    v = Z.T @ u
+    w = v[:-1] / s
+    b = float(v[-1] - w @ mu)
+    return (w, b) if verify_separation(w, b, A, B) else None
+
+
+def _scaled(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Centre A ∪ B at its mean and divide by the largest absolute coordinate (an affine map)."""
+    mu = (A.sum(axis=0) + B.sum(axis=0)) / (A.shape[0] + B.shape[0])
+    As = A - mu
+    Bs = B - mu
+    s = max(float(np.abs(As).max(initial=0.0)), float(np.abs(Bs).max(initial=0.0))) or 1.0
+    return As / s, Bs / s, mu, s
+
+
+def _unscale(v: np.ndarray, mu: np.ndarray, s: float) -> tuple[np.ndarray, float]:
+    w = v[:-1] / s
+    return w, float(v[-1] - w @ mu)
+
+
+def svm_certificate(
+    A: np.ndarray,
+    B: np.ndarray,
+    init: tuple[np.ndarray, float] | None = None,
+    max_iter: int = 60,
+    stats: SeparabilityStats | None = None,
+) -> tuple[np.ndarray, float] | None:
+    """A linear squared-hinge SVM (tiny L2, L-BFGS, ``max_iter`` iterations) on A ``[n_a, d]`` vs B ``[n_b,
+    d]``.
+
+    Warm-started from ``init = (w, b)`` (in the original coordinates) when given, else from the centroid
+    difference.
+    The resulting hyperplane counts only if :func:`verify_separation` accepts it.
+    """
+    t0 = time.perf_counter()
+    A = _as64(A)
+    B = _as64(B)
+    As, Bs, mu, s = _scaled(A, B)
+    Z = np.vstack([np.hstack([As, np.ones((As.shape[0], 1))]), -np.hstack([Bs, np.ones((Bs.shape[0], 1))])])
+    if init is not None:
+        w0, b0 = init
+        if verify_separation(w0, b0, A, B):
+            return w0, b0
+        v0 = np.concatenate([w0 * s, [b0 + w0 @ mu]])
+    else:
+        ca, cb = As.mean(axis=0), Bs.mean(axis=0)
+        w0 = ca - cb
+        v0 = np.concatenate([w0, [-(w0 @ (ca + cb)) / 2]])
+    # scale the start so that the median margin is about 1
+    m0 = Z @ v0
+    med = float(np.median(np.abs(m0))) or 1.0
+    v0 = v0 / med
+    lam = 1e-6
+
+    def fg(v: np.ndarray) -> tuple[float, np.ndarray]:
+        m = 1.0 - Z @ v
+        pos = m > 0
+        mp = m[pos]
+        f = float(mp @ mp) + 0.5 * lam * float(v @ v)
+        g = -2.0 * (Z[pos].T @ mp) + lam * v
+        return f, g
+
+    res = minimize(fg, v0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": 1e-12})
+    w, b = _unscale(res.x, mu, s)
+    ok = verify_separation(w, b, A, B)
+    if stats is not None:
+        stats.svm_calls += 1
+        stats.svm_seconds += time.perf_counter() - t0
+    return (w, b) if ok else None
+
+
+@dataclass
+class LPResult:
+    """Outcome of the exact LP. ``separable`` is None when HiGHS gave neither a solution nor an infeasibility
+    proof."""
+
+    separable: bool | None
+    w: np.ndarray | None
+    b: float
+    status: int
+    message: str
+    seconds: float
+    verified: bool
+
+
+def lp_separate(A: np.ndarray, B: np.ndarray, stats: SeparabilityStats | None = None) -> LPResult:
+    """Solve the PAPER §6.3 feasibility LP for A ``[n_a, d]`` vs B ``[n_b, d]`` with HiGHS
+    (``scipy.optimize.linprog``).
+
+    Variables ``v = (w', b')`` on the centred and scaled data (affine invariance); constraints ``-(x'·w' +
+    b') <= -1`` on A
+    and ``x'·w' + b' <= -1`` on B; zero objective; HiGHS default tolerances. Status 0 (optimal) = separable;
+    the hyperplane
+    is mapped back to the original coordinates and verified in float64 (``verified``). Status 2 (infeasible)
+    = overlap.
+    """
+    t0 = time.perf_counter()
+    A = _as64(A)
+    B = _as64(B)
+    As, Bs, mu, s = _scaled(A, B)
+    na, nb = As.shape[0], Bs.shape[0]
+    d = As.shape[1]
+    M = np.empty((na + nb, d + 1))
+    M[:na, :d] = -As
+    M[:na, d] = -1.0
+    M[na:, :d] = Bs
+    M[na:, d] = 1.0
+    res = linprog(
+        np.zeros(d + 1), A_ub=M, b_ub=-np.ones(na + nb), bounds=[(None, None)] * (d + 1), method="highs"
+    )
+    dt = time.perf_counter() - t0
+    if res.status == 0 and res.x is not None:
+        w, b = _unscale(np.asarray(res.x), mu, s)
+        out = LPResult(True, w, b, 0, str(res.message), dt, verify_separation(w, b, A, B))
+    elif res.status == 2:
+        out = LPResult(False, None, 0.0, 2, str(res.message), dt, False)
+    else:
+        out = LPResult(None, None, 0.0, int(res.status), str(res.message), dt, False)
+    if stats is not None:
+        stats.lp_calls += 1
+        stats.lp_seconds += dt
+        key = str(out.status)
+        stats.lp_status[key] = stats.lp_status.get(key, 0) + 1
+        if out.separable is False:
+            stats.lp_infeasible += 1
+        if out.separable and not out.verified:
+            stats.lp_unverified += 1
+    return out
+
+
+def lp_is_separable(A: np.ndarray, B: np.ndarray, stats: SeparabilityStats | None = None) -> bool:
+    """LP verdict; raises if HiGHS returned neither a solution nor an infeasibility proof."""
+    r = lp_separate(A, B, stats)
+    if r.separable is None:
+        raise RuntimeError(f"HiGHS gave no verdict (status {r.status}: {r.message})")
+    return r.separable
+
+
+# --------------------------------------------------------------------------------------------- multiclass
+# model
+
+
+class MulticlassCertificate:
+    """One linear score ``s_k(x) = w_k·x + b_k`` per cluster, fitted on all points with cluster ids as
+    classes.
+
+    The pair (i, j) is certified when ``(w_i - w_j)·x + (b_i - b_j) > tau`` for every x in cluster i and ``<
+    -tau`` for every
+    x in cluster j (tau as in :func:`verify_separation`). Fitting: multinomial logistic regression (no
+    penalty; float32;
+    L-BFGS from zero) on PCA-whitened data (an affine map, so separability is unchanged and conditioning is
+    good); it stops
+    as soon as every point is classified into its own cluster with a clear margin. The fit is only a proposal:
+    certification is the float64 check of :meth:`pair_min_margins` in the original coordinates.
+    """
+
+    def __init__(self, max_iter: int = 200, check_every: int = 5) -> None:
+        self.max_iter = max_iter
+        self.check_every = check_every
+        self.W: np.ndarray | None = None  # [K, d]
+        self.b: np.ndarray | None = None  # [K]
+        self.n_iter = 0
+
+    def fit(
+        self,
+        X: np.ndarray,
+        cid: np.ndarray,
+        K: int,
+        stats: SeparabilityStats | None = None,
+        whiten: bool = True,
+    ) -> None:
+        """X ``[n, d]`` float, cid int ``[n]`` in 0..K-1. ``whiten=False`` when X is already whitened."""
+        t0 = time.perf_counter()
+        X = _as64(X)
+        n, d = X.shape
+        mu = X.mean(axis=0)
+        Xc = X - mu
+        if whiten:
+            ev, U = np.linalg.eigh(Xc.T @ Xc / max(n, 1))
+            top = float(ev.max()) if ev.size else 1.0
+            T = U / np.sqrt(np.maximum(ev, max(top, 1e-300) * 1e-10))  # [d, d]: x_white = (x - mu) @ T
+        else:
+            T = np.eye(d)
+        Z = np.empty((n, d + 1), dtype=np.float32)
+        Z[:, :d] = Xc @ T
+        Z[:, d] = 1.0
+        rows = np.arange(n)
+        Y = np.zeros((n, K), dtype=np.float32)
+        Y[rows, cid] = 1.0
+        state = {"it": 0, "best": None}
+
+        def fg(v: np.ndarray) -> tuple[float, np.ndarray]:
+            V = v.reshape(K, d + 1).astype(np.float32)
+            S = Z @ V.T
+            S -= S.max(axis=1, keepdims=True)
+            E = np.exp(S)
+            se = E.sum(axis=1, keepdims=True)
+            f = float(np.log(se).sum() - S[rows, cid].sum())
+            E /= se
+            E -= Y
+            return f, (E.T @ Z).ravel().astype(np.float64)
+
+        def cb(v: np.ndarray) -> None:
+            state["it"] += 1
+            if state["it"] % self.check_every:
+                return
+            S = Z @ v.reshape(K, d + 1).astype(np.float32).T
+            own = S[rows, cid].copy()
+            S[rows, cid] = -np.inf
+            gap = own - S.max(axis=1) if K > 1 else own
+            if gap.min() > 1e-2:
+                state["best"] = v.copy()
+                raise StopIteration
+
+        v0 = np.zeros(K * (d + 1))
+        try:
+            res = minimize(
+                fg,
+                v0,
+                jac=True,
+                method="L-BFGS-B",
+                callback=cb,
+                options={"maxiter": self.max_iter, "gtol": 1e-8},
+            )
+            v = res.x
+        except StopIteration:
+            v = state["best"]
+        if state["best"] is not None:
+            v = state["best"]
+        self.n_iter = int(state["it"])
+        V = np.asarray(v, dtype=np.float64).reshape(K, d + 1)
+        self.W = V[:, :d] @ T.T
+        self.b = V[:, d] - self.W @ mu
+        if stats is not None:
+            stats.multiclass_fits += 1
+            stats.multiclass_seconds += time.perf_counter() - t0
+
+    def pair_min_margins(self, X: np.ndarray, cid: np.ndarray, K: int) -> np.ndarray:
+        """``P[i, j] = min over x in cluster i of (s_i(x) - s_j(x)) - tau_ij`` ``[K, K]`` (diagonal = +inf).
+
+        Pair (i, j) is certified iff ``P[i, j] > 0 and P[j, i] > 0``.
+        """
+        assert self.W is not None and self.b is not None
+        X = _as64(X)
+        S = X @ self.W.T + self.b  # [n, K]
+        own = S[np.arange(X.shape[0]), cid]
+        D = own[:, None] - S  # [n, K]: s_own - s_j
+        # tau for the plane w_i - w_j over the points involved: bounded by the largest |w_i - w_j| |x| + |b_i
+        # - b_j|
+        wn = np.linalg.norm(self.W, axis=1)
+        xr = float(np.sqrt(np.einsum("ij,ij->i", X, X).max()))
+        tau = SEPARATION_RTOL * (
+            (wn[:, None] + wn[None, :]) * xr + np.abs(self.b[:, None]) + np.abs(self.b[None, :])
+        )
+        order = np.argsort(cid, kind="stable")
+        cs = cid[order]
+        starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]])
+        P = np.full((K, K), -np.inf)
+        P[cs[starts]] = np.minimum.reduceat(D[order], starts, axis=0)
+        P -= tau
+        np.fill_diagonal(P, np.inf)
+        return P
+
+    def hyperplane(self, i: int, j: int) -> tuple[np.ndarray, float]:
+        """The plane ``(w_i - w_j, b_i - b_j)`` positive on cluster i."""
+        assert self.W is not None and self.b is not None
+        return self.W[i] - self.W[j], float(self.b[i] - self.b[j])

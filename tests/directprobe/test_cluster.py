@@ -1,0 +1,199 @@
+"""DirectProbe clustering against an independent brute-force G (every merge checked with an LP)."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+
+from tuneprobe.directprobe.cluster import DirectProbe, DuplicateLabelsError
+
+
+def _lp_separable(A: np.ndarray, B: np.ndarray) -> bool:
+    """Independent LP: w·a + b >= 1 on A, w·x + b <= -1 on B (raw coordinates, HiGHS)."""
+    d = A.shape[1]
+    M = np.vstack([np.hstack([-A, -np.ones((len(A), 1))]), np.hstack([B, np.ones((len(B), 1))])])
+    r = linprog(
+        np.zeros(d + 1), A_ub=M, b_ub=-np.ones(len(M)), bounds=[(None, None)] * (d + 1), method="highs"
+    )
+    assert r.status in (0, 2), r.message
+    return r.status == 0
+
+
+def brute_force_g(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The paper's greedy G, written as plainly as possible. Returns the smallest member of each point's
+    cluster."""
+    X = X.astype(np.float64)
+    clusters = [[i] for i in range(len(X))]
+    rejected: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
+
+    def key(a: list[int], b: list[int]) -> tuple[float, int, int]:
+        ca = X[a].sum(axis=0) / len(a)
+        cb = X[b].sum(axis=0) / len(b)
+        lo, hi = sorted((min(a), min(b)))
+        return (float(np.sum((ca - cb) ** 2)), lo, hi)
+
+    def one_vector(P: list[int]) -> bool:
+        return bool((X[P] == X[P[0]]).all())
+
+    while True:
+        best = None
+        for s in range(len(clusters)):
+            for t in range(s + 1, len(clusters)):
+                a, b = clusters[s], clusters[t]
+                if y[a[0]] != y[b[0]] or (tuple(a), tuple(b)) in rejected:
+                    continue
+                k = key(a, b)
+                if best is None or k < best[0]:
+                    best = (k, s, t)
+        if best is None:
+            break
+        _, s, t = best
+        merged = sorted(clusters[s] + clusters[t])
+        ok = True
+        for o in clusters:
+            if y[o[0]] == y[merged[0]]:
+                continue
+            if one_vector(merged) and one_vector(o) and (X[merged[0]] == X[o[0]]).all():
+                continue  # identical points of different labels: tolerated (duplicate_policy="keep")
+            if not _lp_separable(X[merged], X[o]):
+                ok = False
+                break
+        if ok:
+            clusters = [c for u, c in enumerate(clusters) if u not in (s, t)] + [merged]
+        else:
+            rejected.add((tuple(clusters[s]), tuple(clusters[t])))
+    root = np.empty(len(X), dtype=np.int64)
+    for c in clusters:
+        root[c] = min(c)
+    return root
+
+
+def _roots(cl) -> np.ndarray:
+    out = np.empty(cl.assignment.shape[0], dtype=np.int64)
+    for k in range(cl.n_clusters):
+        m = cl.members(k)
+        out[m] = m.min()
+    return out
+
+
+def _data(
+    seed: int, n: int, d: int, n_labels: int, spread: float, grid: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_labels, d)) * spread
+    y = rng.integers(0, n_labels, size=n)
+    X = centres[y] + rng.normal(size=(n, d))
+    if grid:
+        X = np.round(X * 2) / 2  # many exact ties and some exact duplicates
+    return X, y
+
+
+CASES = [
+    (seed, n, d, L, spread)
+    for seed, (n, d, L, spread) in enumerate(
+        [(30, 2, 3, 1.0), (40, 3, 3, 0.5), (36, 2, 4, 2.0), (45, 4, 5, 1.0), (40, 3, 3, 1.5), (50, 5, 4, 0.8)]
+    )
+]
+
+
+@functools.cache
+def _expected(seed: int, n: int, d: int, L: int, spread: float, grid: bool = False) -> np.ndarray:
+    X, y = _data(seed, n, d, L, spread, grid)
+    return brute_force_g(X, y)
+
+
+@pytest.mark.parametrize(("seed", "n", "d", "L", "spread"), CASES)
+@pytest.mark.parametrize("search", ["naive", "auto"])
+def test_matches_brute_force(seed: int, n: int, d: int, L: int, spread: float, search: str) -> None:
+    X, y = _data(seed, n, d, L, spread)
+    cl = DirectProbe(search=search, progress=False).fit(X, y)
+    np.testing.assert_array_equal(_roots(cl), _expected(seed, n, d, L, spread))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_brute_force_with_ties_and_duplicates(seed: int) -> None:
+    X, y = _data(100 + seed, 40, 2, 3, 1.0, grid=True)
+    expected = _expected(100 + seed, 40, 2, 3, 1.0, True)
+    for search in ("naive", "auto"):
+        cl = DirectProbe(search=search, progress=False).fit(X, y)
+        np.testing.assert_array_equal(_roots(cl), expected)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_final_clusters_pairwise_separable_and_label_pure(seed: int) -> None:
+    X, y = _data(seed, 120, 4, 4, 0.7)
+    cl = DirectProbe(progress=False).fit(X, y)
+    for k in range(cl.n_clusters):
+        assert (y[cl.members(k)] == cl.cluster_labels[k]).all()
+    for a in range(cl.n_clusters):
+        for b in range(a + 1, cl.n_clusters):
+            if cl.cluster_labels[a] != cl.cluster_labels[b]:
+                assert _lp_separable(X[cl.members(a)], X[cl.members(b)])
+    assert cl.n_clusters >= cl.n_labels
+
+
+def test_repeated_runs_identical() -> None:
+    X, y = _data(7, 150, 5, 4, 0.6)
+    a = DirectProbe(progress=False).fit(X, y)
+    b = DirectProbe(progress=False).fit(X, y)
+    np.testing.assert_array_equal(a.assignment, b.assignment)
+    np.testing.assert_array_equal(a.cluster_labels, b.cluster_labels)
+
+
+def test_linearly_separable_labels_give_one_cluster_per_label() -> None:
+    X, y = _data(8, 200, 6, 5, 12.0)
+    cl = DirectProbe(progress=False).fit(X, y, label_names=list("abcde"))
+    assert cl.is_linear and cl.stats["end_state_clean"] is True
+    assert cl.label_names == list("abcde")
+    assert cl.stats["separability"]["lp_infeasible"] == 0
+
+
+def _with_conflicts() -> tuple[np.ndarray, np.ndarray]:
+    X, y = _data(9, 40, 3, 3, 1.0)
+    X = np.vstack([X, X[[0, 5]], X[[2]]])
+    y = np.r_[y, (y[[0, 5]] + 1) % 3, y[[2]]]  # two conflicting copies and one harmless copy
+    return X, y
+
+
+@pytest.mark.parametrize("search", ["naive", "auto"])
+def test_duplicates_keep_terminates_and_matches_brute_force(search: str) -> None:
+    X, y = _with_conflicts()
+    cl = DirectProbe(search=search, progress=False).fit(X, y)
+    rep = cl.stats["duplicates"]
+    assert rep["n_conflicting_groups"] == 2 and rep["n_conflicting_points"] == 4
+    assert rep["n_identical_groups"] == 3
+    assert sorted(r for e in rep["examples"] for r in e["rows"]) == [0, 5, 40, 41]
+    np.testing.assert_array_equal(_roots(cl), brute_force_g(X, y))
+
+
+def test_duplicates_drop_and_error() -> None:
+    X, y = _with_conflicts()
+    cl = DirectProbe(duplicate_policy="drop", progress=False).fit(X, y)
+    assert (cl.assignment[[0, 5, 40, 41]] == -1).all() and (cl.assignment[np.r_[1:5, 6:40, 42]] >= 0).all()
+    assert cl.stats["duplicates"]["n_dropped"] == 4
+    with pytest.raises(DuplicateLabelsError, match="different labels"):
+        DirectProbe(duplicate_policy="error", progress=False).fit(X, y)
+
+
+def test_all_points_identical_two_labels() -> None:
+    X = np.ones((6, 3))
+    y = np.array([0, 0, 0, 1, 1, 1])
+    cl = DirectProbe(progress=False).fit(X, y)
+    assert cl.n_clusters == 2  # copies of one vector merge; the two single-point hulls are tolerated
+
+
+def test_legacy_forward_loop_stops_early_or_equal() -> None:
+    X, y = _data(11, 120, 3, 3, 0.5)
+    new = DirectProbe(progress=False).fit(X, y)
+    old = DirectProbe(progress=False, legacy_forward_loop=True).fit(X, y)
+    assert old.n_clusters >= new.n_clusters
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ValueError):
+        DirectProbe(progress=False).fit(np.array([[np.nan, 0.0]]), np.array([0]))
+    with pytest.raises(ValueError):
+        DirectProbe(search="fast")  # type: ignore[arg-type]
