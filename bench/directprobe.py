@@ -645,26 +645,10 @@ def main(work):
     analyzer = Analyzer()
     idx2label = {v: k for k, v in label2idx.items()}
     result["timings_s"]["prediction_setup"] = time.perf_counter() - t
-
-    mark("prediction")
-    hwm_reset()
-    t = time.perf_counter()
-    acc, cluster_list = analyzer.predict(q, test_ann, test_emb)
-    result["timings_s"]["prediction"] = time.perf_counter() - t
-    result["hwm_bytes"]["prediction"] = hwm()
-    result["acc"] = acc
-    named, real = utils.map_to_label(idx2label, cluster_list, test_ann)
-    utils.write_predictions(config.prediction_path, named, real)
     K = len(q.clusters)
-    point_dist = np.full((len(test_ann), K), np.nan)
-    pred = np.empty(len(test_ann), dtype=np.int64)
-    for i, ranking in enumerate(cluster_list):
-        pred[i] = ranking[0][1]
-        for j, _, d in ranking:
-            point_dist[i, j] = d
-    np.savez(os.path.join(work, "ref_pred.npz"), pred=pred, point_dist=point_dist)
-    dump()
 
+    # distances before prediction (main.prediction does the reverse): prediction is the slowest phase,
+    # so a timeout then still leaves the distances to compare
     mark("distances")
     hwm_reset()
     t = time.perf_counter()
@@ -676,6 +660,27 @@ def main(work):
     D = np.full((K, K), np.nan)
     for (a, _, b, _), d in zip(label_pairs, diss):
         D[a, b] = D[b, a] = d
+    np.savez(os.path.join(work, "ref_dist.npz"), D=D)
+    dump()
+
+    mark("prediction")
+    hwm_reset()
+    t = time.perf_counter()
+    acc, cluster_list = analyzer.predict(q, test_ann, test_emb)
+    result["timings_s"]["prediction"] = time.perf_counter() - t
+    result["hwm_bytes"]["prediction"] = hwm()
+    result["acc"] = acc
+    named, real = utils.map_to_label(idx2label, cluster_list, test_ann)
+    utils.write_predictions(config.prediction_path, named, real)
+    point_dist = np.full((len(test_ann), K), np.nan)
+    pred = np.empty(len(test_ann), dtype=np.int64)
+    for i, ranking in enumerate(cluster_list):
+        pred[i] = ranking[0][1]
+        for j, _, d in ranking:
+            point_dist[i, j] = d
+    np.savez(os.path.join(work, "ref_pred.npz"), pred=pred, point_dist=point_dist)
+    dump()
+
     mark("done")
 
     assignment = np.loadtxt(config.cluster_path, dtype=np.int64).reshape(-1)
@@ -968,7 +973,12 @@ def _load_side(work: Path, prefix: str) -> dict[str, Any] | None:
     if not js.exists():
         return None
     res: dict[str, Any] = json.loads(js.read_text())
-    for name in (f"{prefix}_clusters.npz", f"{prefix}_pred.npz", f"{prefix}_result.npz"):
+    for name in (
+        f"{prefix}_clusters.npz",
+        f"{prefix}_dist.npz",
+        f"{prefix}_pred.npz",
+        f"{prefix}_result.npz",
+    ):
         npz = work / name
         if npz.exists():
             with np.load(npz) as z:
