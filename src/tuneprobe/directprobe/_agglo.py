@@ -1,32 +1,27 @@
-"""Exact centroid-linkage merge order for one label, with nearest-neighbour caching (private helper of
-``cluster``).
+"""Exact centroid-linkage merge order for one label, with nearest-neighbour caching (helper of ``cluster``).
 
 Order of candidate pairs (PAPER §6.2): by the float64 squared Euclidean distance between centroids, then by
-the smaller
-and then the larger of the two clusters' minimum member indices. The *canonical* squared distance is
+the smaller and then the larger of the two clusters' minimum member indices. The *canonical* squared
+distance is
 
-    dist2(a, b) = np.sum((c_a - c_b) ** 2)        (float64, numpy's pairwise summation over the d coordinates)
+    dist2(a, b) = np.sum((c_a - c_b) ** 2)     (float64, numpy's pairwise summation over the coordinates)
 
-with ``c = S / n`` (S = float64 sum of the member rows, maintained as ``S_a + S_b`` on a merge; for float32
-inputs of a
-bounded exponent range these sums are exact, so the centroids do not depend on the merge history).
+with ``c = S / n``, S the float64 sum of the member rows, kept as ``S_a + S_b`` on a merge (for float32
+inputs of a bounded exponent range these sums are exact, so centroids do not depend on the merge history).
 
 Speed without giving up exactness: distances to many centroids are first computed with the BLAS expansion
-``|c_i|^2 - 2 c_i·c_j + |c_j|^2``, whose rounding error is bounded by ``_ERR * (|c_i|^2 + |c_j|^2)``; every
-candidate that
-could be the minimum within that bound is then recomputed canonically, and the exact lexicographic minimum is
-taken.
+``|c_i|^2 - 2 c_i·c_j + |c_j|^2``, whose rounding error is below ``_err * (|c_i|^2 + |c_j|^2)``; every
+candidate that could be the minimum within that bound is recomputed canonically, and the exact
+lexicographic minimum is taken.
 
-Data structure (Müllner's generic algorithm): every active slot i keeps ``nn[i]``, its nearest active slot j
-> i (not
-rejected with i), and ``md[i]``, the canonical squared distance; a heap holds ``(md[i], i, nn[i])``. After a
-merge the
-entries that pointed at a merged slot keep their old distance as a *lower bound* and are marked stale (``nn =
--1``); a stale
-entry is recomputed only when it reaches the top of the heap. Memory O(n·d); no per-pair objects.
-Slots are the local positions of the label's rows in ascending global order; a cluster lives in the slot of
-its smallest
-member, so comparing slots compares minimum member indices.
+Data structure (Müllner's generic algorithm): every active slot i keeps ``nn[i]``, its nearest active slot
+j > i not rejected with i, and ``md[i]``, the canonical squared distance; a heap holds ``(md[i], i, nn[i])``.
+After a merge, entries that pointed at a merged slot keep their old distance as a *lower bound* and are
+marked stale (``nn = -1``); a stale entry is recomputed only when it reaches the top of the heap.
+Slots are positions of the label's rows in ascending global order; a cluster lives in the slot of its
+smallest member, so comparing slots compares minimum member indices. When fewer than half the slots are
+active the arrays are compacted (order-preserving), so each scan touches O(active) rows.
+Memory O(n·d); no per-pair objects.
 """
 
 from __future__ import annotations
@@ -41,10 +36,9 @@ _EPS = np.finfo(np.float64).eps
 class LabelQueue:
     """Centroid-linkage candidate queue for the points of one label.
 
-    idx: int64 ``[n]`` ascending global row indices of this label's points. X: float64 ``[N, d]`` all points.
-    part: optional int64 ``[n]``: slot (local index of the smallest member) of each point's initial cluster;
-    default:
-        singletons.
+    X: float64 ``[N, d]`` all points; idx: int64 ``[n]`` ascending rows of this label. part: optional int64
+    ``[n]``, for each of these rows the position (in idx) of the smallest member of its starting cluster;
+    default: singletons. keep_members: also keep each cluster's member rows (``members[slot]``).
     """
 
     def __init__(
@@ -60,22 +54,23 @@ class LabelQueue:
         if part is None:
             self.S = Xl.copy()
             self.cnt = np.ones(n, dtype=np.int64)
-            self.active = np.ones(n, dtype=bool)
         else:
             part = np.asarray(part, dtype=np.int64)
             self.S = np.zeros((n, d))
             np.add.at(self.S, part, Xl)
             self.cnt = np.bincount(part, minlength=n).astype(np.int64)
-            self.active = self.cnt > 0
+        del Xl
+        self.active = self.cnt > 0
         self.C = self.S / np.maximum(self.cnt, 1)[:, None]
         self.C[~self.active] = 0.0
         self.sq = np.einsum("ij,ij->i", self.C, self.C)
         self.nn = np.full(n, -1, dtype=np.int64)
         self.md = np.full(n, np.inf)
         self.ver = np.zeros(n, dtype=np.int64)
+        self.gen = np.zeros(n, dtype=np.int64)  # bumped whenever the cluster in a slot changes
         self.heap: list[tuple[float, int, int, int]] = []
         self.rejected: dict[int, set[tuple[int, int]]] = {}
-        self.gen = np.zeros(n, dtype=np.int64)  # bumped whenever the cluster in a slot changes
+        self.n_active = int(self.active.sum())
         self.members: list[np.ndarray | None] | None = None
         if keep_members:
             if part is None:
@@ -85,8 +80,10 @@ class LabelQueue:
                 ps = part[order]
                 starts = np.flatnonzero(np.r_[True, ps[1:] != ps[:-1]])
                 self.members = [None] * n
-                for s, e in zip(starts, np.r_[starts[1:], n], strict=True):
+                for s, e in zip(starts.tolist(), np.r_[starts[1:], n].tolist(), strict=True):
                     self.members[int(ps[s])] = self.idx[order[s:e]]
+        if self.n_active < n // 2:
+            self._compact()
         self._init_nn()
 
     # ------------------------------------------------------------------ distances
@@ -94,59 +91,66 @@ class LabelQueue:
         """Canonical squared distances ``[len(js)]`` from slot i to slots js."""
         return ((self.C[js] - self.C[i]) ** 2).sum(axis=1)
 
-    def _fast(self, rows: np.ndarray | slice, cols: np.ndarray | slice) -> np.ndarray:
-        G = self.C[rows] @ self.C[cols].T
-        G *= -2.0
-        G += self.sq[rows][:, None]
-        G += self.sq[cols][None, :]
-        return G
+    def _row(self, i: int, lo: int, hi: int) -> np.ndarray:
+        """Fast squared distances ``[hi - lo]`` from slot i to slots lo..hi-1 (a view, no gather)."""
+        F = self.C[lo:hi] @ self.C[i]
+        F *= -2.0
+        F += self.sq[i]
+        F += self.sq[lo:hi]
+        return F
 
-    def _init_nn(self) -> None:
-        n = self.n
-        act = np.flatnonzero(self.active)
-        if act.size < 2:
-            return
-        block = max(1, min(act.size, 4_000_000 // max(act.size, 1)))
-        sq = self.sq
-        for s in range(0, act.size - 1, block):
-            rows = act[s : s + block]
-            cols = act[s + 1 :]
-            F = self._fast(rows, cols)
-            # keep only cols > row
-            F[np.arange(rows.size)[:, None] >= (np.arange(cols.size)[None, :] + 1)] = np.inf
-            E = self._err * (sq[rows][:, None] + sq[cols][None, :])
-            upper = (F + E).min(axis=1)
-            r, c = np.nonzero(np.isfinite(F) & (upper[:, None] >= F - E))
-            gi = rows[r]
-            gj = cols[c]
-            exact = ((self.C[gi] - self.C[gj]) ** 2).sum(axis=1)
-            order = np.lexsort((gj, exact, gi))
-            gi, gj, exact = gi[order], gj[order], exact[order]
-            first = np.r_[True, gi[1:] != gi[:-1]]
-            for i, j, v in zip(gi[first], gj[first], exact[first], strict=True):
-                self.nn[i] = j
-                self.md[i] = v
-        del n
-        self.heap = [(float(self.md[i]), int(i), int(self.nn[i]), 0) for i in act if self.nn[i] >= 0]
-        heapq.heapify(self.heap)
-
-    def _nearest_above(self, i: int) -> tuple[float, int]:
-        """Exact (dist2, slot) of the nearest active slot j > i not rejected with i, or (inf, -1)."""
-        cand = np.flatnonzero(self.active[i + 1 :]) + i + 1
-        rej = self.rejected.get(i)
-        if rej:
-            bad = [j for (j, g) in rej if self.active[j] and self.gen[j] == g]
-            if bad:
-                cand = np.setdiff1d(cand, np.asarray(bad, dtype=np.int64), assume_unique=True)
-        if cand.size == 0:
-            return np.inf, -1
-        F = self._fast(np.array([i]), cand)[0]
+    def _pick(self, i: int, cand: np.ndarray, F: np.ndarray) -> tuple[float, int]:
+        """Exact lexicographic (dist2, slot) minimum over slots ``cand`` with fast values ``F``."""
         E = self._err * (self.sq[i] + self.sq[cand])
         upper = (F + E).min()
         near = cand[upper >= F - E]
         exact = self.dist2(i, near)
         k = np.lexsort((near, exact))[0]
         return float(exact[k]), int(near[k])
+
+    def _init_nn(self) -> None:
+        n = self.n
+        act = self.active
+        if self.n_active < 2:
+            return
+        block = max(1, min(n, 4_000_000 // max(n, 1)))
+        sq = self.sq
+        cols_all = np.arange(n)
+        for s in range(0, n, block):
+            e = min(n, s + block)
+            F = self.C[s:e] @ self.C.T  # [b, n]
+            F *= -2.0
+            F += sq[s:e, None]
+            F += sq[None, :]
+            F[cols_all[None, :] <= np.arange(s, e)[:, None]] = np.inf
+            F[:, ~act] = np.inf
+            F[~act[s:e]] = np.inf
+            E = self._err * (sq[s:e, None] + sq[None, :])
+            upper = (F + E).min(axis=1)
+            r, c = np.nonzero(np.isfinite(F) & (upper[:, None] >= F - E))
+            gi = r + s
+            exact = ((self.C[gi] - self.C[c]) ** 2).sum(axis=1)
+            order = np.lexsort((c, exact, gi))
+            gi, gj, exact = gi[order], c[order], exact[order]
+            first = np.r_[True, gi[1:] != gi[:-1]]
+            self.nn[gi[first]] = gj[first]
+            self.md[gi[first]] = exact[first]
+        self.heap = [(float(self.md[i]), int(i), int(self.nn[i]), 0) for i in np.flatnonzero(self.nn >= 0)]
+        heapq.heapify(self.heap)
+
+    def _nearest_above(self, i: int) -> tuple[float, int]:
+        """Exact (dist2, slot) of the nearest active slot j > i not rejected with i, or (inf, -1)."""
+        mask = self.active[i + 1 :].copy()
+        rej = self.rejected.get(i)
+        if rej:
+            for j, g in rej:
+                if self.active[j] and self.gen[j] == g:
+                    mask[j - i - 1] = False
+        if not mask.any():
+            return np.inf, -1
+        F = self._row(i, i + 1, self.n)[mask]
+        cand = np.flatnonzero(mask) + i + 1
+        return self._pick(i, cand, F)
 
     def _set(self, i: int, md: float, nn: int) -> None:
         self.md[i] = md
@@ -155,9 +159,46 @@ class LabelQueue:
         if np.isfinite(md):
             heapq.heappush(self.heap, (md, i, nn, int(self.ver[i])))
 
+    # ------------------------------------------------------------------ compaction
+    def _compact(self) -> None:
+        """Drop inactive slots, keeping the order of the active ones; remap every slot reference."""
+        keep = np.flatnonzero(self.active)
+        newpos = np.full(self.n, -1, dtype=np.int64)
+        newpos[keep] = np.arange(keep.size)
+        self.idx = self.idx[keep]
+        self.S = self.S[keep]
+        self.C = self.C[keep]
+        self.sq = self.sq[keep]
+        self.cnt = self.cnt[keep]
+        self.active = self.active[keep]
+        self.ver = self.ver[keep]
+        self.gen = self.gen[keep]
+        nn = self.nn[keep]
+        self.nn = np.where(nn >= 0, newpos[np.maximum(nn, 0)], -1)
+        self.md = self.md[keep]
+        if self.members is not None:
+            self.members = [self.members[k] for k in keep.tolist()]
+        self.rejected = {
+            int(newpos[i]): {(int(newpos[j]), g) for (j, g) in rs if newpos[j] >= 0}
+            for i, rs in self.rejected.items()
+            if newpos[i] >= 0
+        }
+        self.n = int(keep.size)
+        self.heap = [
+            (float(self.md[i]), int(i), int(self.nn[i]), int(self.ver[i]))
+            for i in range(self.n)
+            if np.isfinite(self.md[i])
+        ]
+        heapq.heapify(self.heap)
+
     # ------------------------------------------------------------------ queue API
     def head(self) -> tuple[float, int, int] | None:
-        """The best current pair ``(dist2, i, j)`` (slots, i < j), or None when no candidate is left."""
+        """The best current pair ``(dist2, i, j)`` (slots, i < j), or None when no candidate is left.
+
+        Slot numbers are valid until the next ``merge``/``reject`` followed by ``head`` (which may compact).
+        """
+        if self.n > 1024 and self.n_active < self.n // 2:
+            self._compact()
         heap = self.heap
         while heap:
             md, i, j, v = heap[0]
@@ -179,6 +220,7 @@ class LabelQueue:
         self.C[i] = self.S[i] / self.cnt[i]
         self.sq[i] = float(self.C[i] @ self.C[i])
         self.active[j] = False
+        self.n_active -= 1
         self.C[j] = 0.0
         self.sq[j] = 0.0
         self.gen[i] += 1
@@ -191,17 +233,16 @@ class LabelQueue:
             assert mi is not None and mj is not None
             self.members[i] = np.concatenate([mi, mj])
             self.members[j] = None
-        act = np.flatnonzero(self.active)
+        act = self.active
         # entries that pointed at i or j become lower bounds unless the new cluster is their new neighbour
-        pointed = act[((self.nn[act] == i) | (self.nn[act] == j)) & (act != i)]
+        pointed = np.flatnonzero(act & ((self.nn == i) | (self.nn == j)))
+        pointed = pointed[pointed != i]
         updated: set[int] = set()
         # slots below i: is the new cluster their new nearest neighbour?
-        below = act[act < i]
-        if below.size:
-            F = self._fast(np.array([i]), below)[0]
-            E = self._err * (self.sq[i] + self.sq[below])
-            mdb = self.md[below]
-            maybe = below[mdb >= F - E]
+        if i > 0:
+            F = self._row(i, 0, i)
+            E = self._err * (self.sq[i] + self.sq[:i])
+            maybe = np.flatnonzero(act[:i] & (self.md[:i] >= F - E))
             if maybe.size:
                 exact = self.dist2(i, maybe)
                 for k, v in zip(maybe.tolist(), exact.tolist(), strict=True):
@@ -215,11 +256,7 @@ class LabelQueue:
         self._set(i, nmd, nj)
 
     def reject(self, i: int, j: int) -> None:
-        """Discard the pair (i, j) (i < j) for good: it is not offered again while both clusters are
-        unchanged."""
+        """Discard the pair (i, j) (i < j) for good; it is not offered again while both are unchanged."""
         self.rejected.setdefault(i, set()).add((j, int(self.gen[j])))
         nmd, nj = self._nearest_above(i)
         self._set(i, nmd, nj)
-
-    def centroid(self, i: int) -> np.ndarray:
-        return self.C[i]

@@ -100,7 +100,7 @@ class Oracle:
         self.gid = gid
         self.xmax = float(np.sqrt(np.einsum("ij,ij->i", X, X).max())) if X.size else 0.0
         self.stats = SeparabilityStats()
-        self.cache: dict[tuple[int, int], tuple[np.ndarray, float]] = {}
+        self.cache: dict[tuple[int, int], tuple[np.ndarray, float, float]] = {}
         self.cache_limit = cache_limit
 
     def single_id(self, members: np.ndarray) -> int:
@@ -108,18 +108,52 @@ class Oracle:
         g = self.gid[members]
         return int(g[0]) if (g == g[0]).all() else -1
 
-    def store(self, ua: int, ub: int, h: tuple[np.ndarray, float]) -> None:
+    def store(self, ua: int, ub: int, h: tuple[np.ndarray, float, float]) -> None:
+        """Remember normal w and the extents ``lo = min_A w·x > hi = max_B w·x`` for clusters (uid) ua, ub."""
         if len(self.cache) < self.cache_limit:
             self.cache[(ua, ub)] = h
 
+    def get(self, ua: int, ub: int) -> tuple[np.ndarray, float, float] | None:
+        h = self.cache.get((ua, ub))
+        if h is not None:
+            return h
+        h = self.cache.get((ub, ua))
+        if h is not None:
+            return -h[0], -h[2], -h[1]
+        return None
+
+    def extents(self, w: np.ndarray, A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, float, float]:
+        return w, float((self.X[A] @ w).min()), float((self.X[B] @ w).max())
+
+    def _clear(self, w: np.ndarray, lo: float, hi: float) -> bool:
+        """The threshold ``b = -(lo + hi) / 2`` clears every point by the documented margin."""
+        b = -0.5 * (lo + hi)
+        return 0.5 * (lo - hi) > SEPARATION_RTOL * (float(np.linalg.norm(w)) * self.xmax + abs(b))
+
+    def extend(self, ua: int, ub: int, extra: np.ndarray) -> tuple[np.ndarray, float, float] | None:
+        """Cached plane of (ua, ub) re-checked after rows ``extra`` joined cluster ua (only they are projected)."""
+        h = self.get(ua, ub)
+        if h is None:
+            return None
+        w, lo, hi = h
+        lo = min(lo, float((self.X[extra] @ w).min()))
+        if lo > hi and self._clear(w, lo, hi):
+            self.stats.answered["cached"] += 1
+            return w, lo, hi
+        return None
+
     def pair(
-        self, A: np.ndarray, B: np.ndarray, hints: list[tuple[np.ndarray, float]]
+        self, A: np.ndarray, B: np.ndarray, hints: list[np.ndarray] | None = None
     ) -> tuple[bool, tuple[np.ndarray, float] | None]:
-        """Are the hulls of rows A and rows B (index arrays) disjoint? Returns (separable, hyperplane)."""
+        """Are the hulls of rows A and rows B (index arrays) disjoint? Returns (separable, hyperplane).
+
+        ``hints``: normals to try first (each with its best threshold), e.g. from cached planes of sub-clusters.
+        """
         st = self.stats.answered
+        hints = hints or []
         XA, XB = self.X[A], self.X[B]
-        for h in hints:
-            h2 = direction_certificate(h[0], XA, XB)
+        for w in hints:
+            h2 = direction_certificate(w, XA, XB)
             if h2 is not None:
                 st["cached"] += 1
                 return True, h2
@@ -128,11 +162,11 @@ class Oracle:
             if h is not None:
                 st["affine"] += 1
                 return True, h
-        h = gilbert_certificate(XA, XB, z0=hints[0][0] if hints else None)
+        h = gilbert_certificate(XA, XB, z0=hints[0] if hints else None)
         if h is not None:
             st["gilbert"] += 1
             return True, h
-        h = svm_certificate(XA, XB, init=hints[0] if hints else None, stats=self.stats)
+        h = svm_certificate(XA, XB, stats=self.stats)
         if h is not None:
             st["svm"] += 1
             return True, h
@@ -363,7 +397,7 @@ class Engine:
         t0 = time.perf_counter()
         try:
             for t in np.argsort(score, kind="stable").tolist():
-                ok1, _ = self.oracle.pair(members[int(Pi[t])], members[int(Pj[t])], [])
+                ok1, _ = self.oracle.pair(members[int(Pi[t])], members[int(Pj[t])])
                 if not ok1:
                     return False
             return True
@@ -501,7 +535,7 @@ class Engine:
         cM = (self.Cg[gi] * ni + self.Cg[gj] * nj) / (ni + nj)
         self._cM = cM
         sM = self.oracle.single_id(M)
-        self._pending: list[tuple[int, tuple[np.ndarray, float]]] = []
+        self._pending: list[tuple[int, tuple[np.ndarray, float, float]]] = []
         others = np.flatnonzero(self.act & (self.lab_g != lab))
         if others.size == 0:
             self._tM = X @ cM if self.Gmat is not None else None
@@ -509,10 +543,28 @@ class Engine:
         t = X @ cM  # [n]: x·c_M
         self._tM = t
         pM = t[M]
+        cn = np.sqrt(np.einsum("ij,ij->i", self.Cg[others], self.Cg[others]))
+        rt = 4 * SEPARATION_RTOL * self.oracle.xmax
         if self.Gmat is not None:
+            # normals c_M - c_Q, c_a - c_Q and c_b - c_Q, each with its best threshold, for every Q at once
             Gm = self.Gmat[M][:, self.col[others]]
-            np.subtract(pM[:, None], Gm, out=Gm)
-            minM = Gm.min(axis=0)
+            bad = np.ones(others.size, dtype=bool)
+            gap = np.full(others.size, -np.inf)
+            for dvec, cnorm in (
+                (t, float(np.sqrt(cM @ cM))),
+                (self.Gmat[:, self.col[gi]], float(np.sqrt(self.Cg[gi] @ self.Cg[gi]))),
+                (self.Gmat[:, self.col[gj]], float(np.sqrt(self.Cg[gj] @ self.Cg[gj]))),
+            ):
+                minM = (dvec[M][:, None] - Gm[:, bad]).min(axis=0)
+                maxQ = np.full(self.n, -np.inf)
+                np.maximum.at(maxQ, self.cl_of, dvec - self.own)
+                g = minM - maxQ[others[bad]]
+                gap[bad] = np.maximum(gap[bad], g / np.maximum(cnorm + cn[bad], 1e-300))
+                sub = g > rt * (cnorm + cn[bad])
+                idx = np.flatnonzero(bad)
+                bad[idx[sub]] = False
+                if not bad.any():
+                    break
         else:
             XM = X[M]
             minM = np.full(others.size, np.inf)
@@ -521,13 +573,12 @@ class Engine:
                 G = XM @ self.Cg[others[s : s + blk]].T
                 np.subtract(pM[:, None], G, out=G)
                 minM[s : s + blk] = G.min(axis=0)
-        tq = t - self.own
-        maxQ = np.full(self.n, -np.inf)
-        np.maximum.at(maxQ, self.cl_of, tq)
-        gap = minM - maxQ[others]
-        cn = np.sqrt(np.einsum("ij,ij->i", self.Cg[others], self.Cg[others]))
-        tau = 4 * SEPARATION_RTOL * self.oracle.xmax * (float(np.sqrt(cM @ cM)) + cn)
-        bad = gap <= tau
+            maxQ = np.full(self.n, -np.inf)
+            np.maximum.at(maxQ, self.cl_of, t - self.own)
+            g = minM - maxQ[others]
+            cnM = float(np.sqrt(cM @ cM))
+            bad = g <= rt * (cnM + cn)
+            gap = g / np.maximum(cnM + cn, 1e-300)
         st = self.oracle.stats.answered
         if sM >= 0:
             tolm = bad & (self.single[others] == sM)
@@ -539,23 +590,28 @@ class Engine:
         if todo.size == 0:
             return True
         t0 = time.perf_counter()
-        dist = np.sqrt(((self.Cg[todo] - cM) ** 2).sum(axis=1))
-        score = gap[bad] / np.maximum(dist, 1e-300)
+        score = gap[bad]
         ui, uj = int(self.uid[gi]), int(self.uid[gj])
         try:
             for k in np.argsort(score, kind="stable").tolist():
                 go = int(todo[k])
                 uo = int(self.uid[go])
-                cached = (self.oracle.cache.get((ui, uo)), self.oracle.cache.get((uj, uo)))
-                hints = [hh for hh in cached if hh is not None]
                 oq = self.queues[int(self.lab_g[go])]
                 oq_members = oq.members[int(np.searchsorted(oq.idx, go))]  # type: ignore[index]
                 assert oq_members is not None
-                ok, h = self.oracle.pair(M, oq_members, hints)
-                if not ok:
-                    return False
+                # a plane that separated one part from Q: only the other part's points are new
+                h = self.oracle.extend(ui, uo, mj) if mi.size >= mj.size else self.oracle.extend(uj, uo, mi)
+                if h is None:
+                    h = self.oracle.extend(uj, uo, mi) if mi.size >= mj.size else self.oracle.extend(ui, uo, mj)
                 if h is not None:
                     self._pending.append((uo, h))
+                    continue
+                hints = [hh[0] for hh in (self.oracle.get(ui, uo), self.oracle.get(uj, uo)) if hh is not None]
+                ok, plane = self.oracle.pair(M, oq_members, hints)
+                if not ok:
+                    return False
+                assert plane is not None
+                self._pending.append((uo, self.oracle.extents(plane[0], M, oq_members)))
             return True
         finally:
             self._tick("forward_pairs", t0)

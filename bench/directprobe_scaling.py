@@ -1,0 +1,150 @@
+#!/usr/bin/env python
+"""Scaling of ``DirectProbe.fit`` on EWT POS train (last layer of the default model): time and peak memory.
+
+For each N (default 5k, 25k, 50k, 100k and the full 204,577 words) a seeded, label-stratified subsample is
+clustered in a fresh subprocess (so its peak RSS is its own), with a wall-clock limit (default 60 minutes).
+The child reports wall and CPU seconds, ``ru_maxrss``, the number of clusters and the fit's counters; the
+parent prints one line per N as it finishes, then the curve as a table, and writes everything as JSON.
+
+Vectors: ``tuneprobe.extract("pos", corpus="ewt", split="train", layers=[-1])`` (cached by the store), or
+``--vectors X.npy --labels y.npz`` (an ``[n, d]`` float array and an npz with ``y``) for vectors made
+elsewhere.
+
+Usage::
+
+    python bench/directprobe_scaling.py --out /tmp/scaling.json
+    python bench/directprobe_scaling.py --sizes 5000 25000 --vectors X.npy --labels y.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FULL = 204_577
+
+
+def stratified_subsample(y: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sorted row indices ``[n]``: per-label counts proportional to ``y`` (largest remainder), seeded."""
+    if n >= y.size:
+        return np.arange(y.size)
+    rng = np.random.default_rng(seed)
+    labels, counts = np.unique(y, return_counts=True)
+    quota = counts * n / y.size
+    take = np.floor(quota).astype(int)
+    rest = n - int(take.sum())
+    order = np.lexsort((labels, -(quota - take)))
+    take[order[:rest]] += 1
+    rows = [rng.permutation(np.flatnonzero(y == lab))[:k] for lab, k in zip(labels, take, strict=True)]
+    return np.sort(np.concatenate(rows))
+
+
+def load_vectors(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    if args.vectors:
+        X = np.load(args.vectors, mmap_mode="r")
+        y = np.load(args.labels)["y"]
+        return X, y
+    import tuneprobe
+
+    rep = tuneprobe.extract("pos", model="default", split="train", layers=[-1], corpus="ewt", progress=True)
+    return np.asarray(rep.X[0]), np.asarray(rep.y)
+
+
+def child(args: argparse.Namespace) -> None:
+    """Fit one subsample (rows in ``args.rows``) and print a JSON line."""
+    from tuneprobe.directprobe import DirectProbe
+
+    X = np.load(args.x_file, mmap_mode="r")
+    y = np.load(args.y_file)
+    t0, c0 = time.perf_counter(), time.process_time()
+    cl = DirectProbe(progress=args.progress).fit(np.asarray(X), y)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    st = cl.stats
+    out: dict[str, Any] = {
+        "n": int(y.size),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "n_clusters": cl.n_clusters,
+        "n_labels": cl.n_labels,
+        "k_star": st.get("k_star"),
+        "forward_pops": st.get("forward_pops"),
+        "forward_rejected": st.get("forward_rejected"),
+        "seconds": {k: v for k, v in st.items() if k.startswith("seconds")},
+        "separability": st.get("separability"),
+        "duplicates": {k: v for k, v in st["duplicates"].items() if k != "examples"},
+    }
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[5000, 25000, 50000, 100000, FULL])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per size (default 60 minutes)")
+    ap.add_argument("--vectors", help="[n, d] .npy instead of tuneprobe.extract")
+    ap.add_argument("--labels", help=".npz with y, with --vectors")
+    ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--x-file", help=argparse.SUPPRESS)
+    ap.add_argument("--y-file", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return
+    X, y = load_vectors(args)
+    print(f"vectors: {X.shape} labels: {np.unique(y).size}", flush=True)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="dp-scaling-") as tmp:
+        for n in args.sizes:
+            rows = stratified_subsample(y, n, args.seed)
+            xf, yf = Path(tmp) / f"X{n}.npy", Path(tmp) / f"y{n}.npy"
+            np.save(xf, np.asarray(X[rows], dtype=np.float32))
+            np.save(yf, np.asarray(y[rows]))
+            cmd = [sys.executable, __file__, "--child", "--x-file", str(xf), "--y-file", str(yf)]
+            if args.progress:
+                cmd.append("--progress")
+            t0 = time.perf_counter()
+            try:
+                p = subprocess.run(
+                    cmd, capture_output=True, text=True, timeout=args.timeout, env=dict(os.environ)
+                )
+                line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+                res = (
+                    json.loads(line[-1][7:])
+                    if line
+                    else {"n": int(rows.size), "error": p.stderr[-2000:], "returncode": p.returncode}
+                )
+            except subprocess.TimeoutExpired:
+                res = {"n": int(rows.size), "error": f"timeout after {args.timeout:.0f} s"}
+            res["elapsed_s"] = round(time.perf_counter() - t0, 1)
+            results.append(res)
+            print(json.dumps(res), flush=True)
+            xf.unlink()
+            yf.unlink()
+            if args.out:
+                Path(args.out).write_text(json.dumps(results, indent=1))
+    print(f"\n{'N':>8} {'wall s':>9} {'cpu s':>9} {'peak RSS MB':>12} {'clusters':>9} {'k*':>8}")
+    for r in results:
+        if "error" in r:
+            print(f"{r['n']:>8} {'-':>9} {'-':>9} {'-':>12} {'-':>9} {'-':>8}  {r['error'][:80]}")
+        else:
+            print(
+                f"{r['n']:>8} {r['wall_s']:>9} {r['cpu_s']:>9} {r['maxrss_mb']:>12} {r['n_clusters']:>9} "
+                f"{str(r['k_star']):>8}"
+            )
+
+
+if __name__ == "__main__":
+    main()
