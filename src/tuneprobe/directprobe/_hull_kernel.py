@@ -1,0 +1,455 @@
+"""Compiled (numba) Wolfe minimum-norm-point solver over the product of two simplices (see ``hulls.py``).
+
+One pair at a time: ``min ||A^T alpha - B^T beta||`` over ``alpha in simplex(n_A)``, ``beta in simplex(n_B)``.
+Signed points ``z = a`` (side A) and ``z = -b`` (side B). The corral (active set) is kept with the upper
+Cholesky factor ``R`` of its *augmented* Gram matrix
+
+    Ghat = Z Z^T + c E E^T + ridge I        (E ``[m, 2]`` the side indicators, c > 0 the data scale squared)
+
+On the affine set ``E^T w = 1`` the term ``w^T E E^T w`` is the constant 2, so minimising ``w^T Ghat w`` there
+gives the affine minimiser of ``||Z^T w||``; ``Ghat`` is positive definite exactly when the corral is affinely
+independent in the product sense (the KKT system is non-singular). Adding a point is an O(m^2) column append
+(the pivot doubles as the independence safeguard: a point whose pivot is tiny is not added); dropping one is a
+column delete with Givens rotations, O(m^2). The affine minimiser costs two triangular solves per side
+indicator and a 2x2 system.
+
+Every major step scans all points of both sets against ``x`` (the exact minima give the certified bound
+``LB = max(0, m(x) / ||x||)``), so the certificate never depends on the factor's accuracy: ``x`` is always
+recomputed from feasible weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_RIDGE = 1e-13  # relative diagonal regularisation of Ghat
+_DEP = 1e-11  # a new point whose squared pivot is below _DEP * its diagonal is affinely dependent: not added
+_MINOR_EXTRA = 8
+# reassociation / FMA contraction only (no nnan/ninf: the kernel compares against inf)
+_FM = {"reassoc", "contract", "nsz", "arcp"}
+
+
+@njit(cache=True, fastmath=_FM)
+def _dot(X: np.ndarray, r: int, x: np.ndarray) -> float:
+    s = 0.0
+    for t in range(x.shape[0]):
+        s += X[r, t] * x[t]
+    return s
+
+
+@njit(cache=True, fastmath=_FM)
+def _scan(
+    X: np.ndarray, s0: int, n: int, x: np.ndarray, sign: float, k: int, best_v: np.ndarray, best_i: np.ndarray
+) -> None:
+    """k smallest of ``sign * <X[s0 + i], x>`` over i < n: values ``best_v[:k]`` (ascending, +inf padded),
+    local indices ``best_i[:k]`` (-1 padded)."""
+    for j in range(k):
+        best_v[j] = np.inf
+        best_i[j] = -1
+    d = x.shape[0]
+    for i in range(n):
+        r = s0 + i
+        s = 0.0
+        for t in range(d):
+            s += X[r, t] * x[t]
+        s *= sign
+        if s < best_v[k - 1]:
+            j = k - 1
+            while j > 0 and best_v[j - 1] > s:
+                best_v[j] = best_v[j - 1]
+                best_i[j] = best_i[j - 1]
+                j -= 1
+            best_v[j] = s
+            best_i[j] = i
+
+
+@njit(cache=True, fastmath=_FM)
+def _row(li: int, sa: int, na: int, sb: int) -> int:
+    return sa + li if li < na else sb + li - na
+
+
+@njit(cache=True, fastmath=_FM)
+def _zdot(X: np.ndarray, li: int, lj: int, sa: int, na: int, sb: int) -> float:
+    ri = _row(li, sa, na, sb)
+    rj = _row(lj, sa, na, sb)
+    s = 0.0
+    for t in range(X.shape[1]):
+        s += X[ri, t] * X[rj, t]
+    if (li < na) != (lj < na):
+        s = -s
+    return s
+
+
+@njit(cache=True, fastmath=_FM)
+def _chol_add(
+    X: np.ndarray,
+    R: np.ndarray,
+    idx: np.ndarray,
+    m: int,
+    q: int,
+    sa: int,
+    na: int,
+    sb: int,
+    cc: float,
+    ridge: float,
+) -> bool:
+    """Append local point q as column m of R (Ghat = R^T R). False (nothing changed) if it is dependent."""
+    sq = q < na
+    for k in range(m):
+        g = _zdot(X, idx[k], q, sa, na, sb)
+        if (idx[k] < na) == sq:
+            g += cc
+        for j in range(k):
+            g -= R[j, k] * R[j, m]
+        R[k, m] = g / R[k, k]
+    gqq = _zdot(X, q, q, sa, na, sb) + cc + ridge
+    rho2 = gqq
+    for k in range(m):
+        rho2 -= R[k, m] * R[k, m]
+    if rho2 <= _DEP * gqq:
+        return False
+    R[m, m] = np.sqrt(rho2)
+    idx[m] = q
+    return True
+
+
+@njit(cache=True, fastmath=_FM)
+def _chol_del(R: np.ndarray, idx: np.ndarray, w: np.ndarray, m: int, j: int) -> None:
+    """Remove corral slot j (of m) from R, idx and w (Givens re-triangularisation, O(m^2))."""
+    for col in range(j, m - 1):
+        idx[col] = idx[col + 1]
+        w[col] = w[col + 1]
+        for r in range(col + 2):
+            R[r, col] = R[r, col + 1]
+    for k in range(j, m - 1):
+        a = R[k, k]
+        b = R[k + 1, k]
+        h = np.hypot(a, b)
+        c = a / h
+        s = b / h
+        R[k, k] = h
+        R[k + 1, k] = 0.0
+        for col in range(k + 1, m - 1):
+            t1 = R[k, col]
+            t2 = R[k + 1, col]
+            R[k, col] = c * t1 + s * t2
+            R[k + 1, col] = -s * t1 + c * t2
+
+
+@njit(cache=True, fastmath=_FM)
+def _affine(
+    R: np.ndarray, idx: np.ndarray, m: int, na: int, ua: np.ndarray, ub: np.ndarray, v: np.ndarray
+) -> None:
+    """Affine minimiser weights ``v[:m]`` of the corral (each side sums to 1)."""
+    # forward: R^T y = e
+    for k in range(m):
+        ya = 1.0 if idx[k] < na else 0.0
+        yb = 1.0 - ya
+        for j in range(k):
+            ya -= R[j, k] * ua[j]
+            yb -= R[j, k] * ub[j]
+        ua[k] = ya / R[k, k]
+        ub[k] = yb / R[k, k]
+    # backward: R u = y
+    for k in range(m - 1, -1, -1):
+        ya = ua[k]
+        yb = ub[k]
+        for j in range(k + 1, m):
+            ya -= R[k, j] * ua[j]
+            yb -= R[k, j] * ub[j]
+        ua[k] = ya / R[k, k]
+        ub[k] = yb / R[k, k]
+    m11 = 0.0
+    m12 = 0.0
+    m21 = 0.0
+    m22 = 0.0
+    for k in range(m):
+        if idx[k] < na:
+            m11 += ua[k]
+            m12 += ub[k]
+        else:
+            m21 += ua[k]
+            m22 += ub[k]
+    m12 = 0.5 * (m12 + m21)
+    det = m11 * m22 - m12 * m12
+    la = (m22 - m12) / det
+    lb = (m11 - m12) / det
+    for k in range(m):
+        v[k] = la * ua[k] + lb * ub[k]
+
+
+@njit(cache=True, fastmath=_FM)
+def _compute_x(
+    X: np.ndarray, idx: np.ndarray, w: np.ndarray, m: int, sa: int, na: int, sb: int, x: np.ndarray
+) -> None:
+    x[:] = 0.0
+    d = x.shape[0]
+    for k in range(m):
+        li = idx[k]
+        r = _row(li, sa, na, sb)
+        c = w[k] if li < na else -w[k]
+        for t in range(d):
+            x[t] += c * X[r, t]
+
+
+@njit(cache=True, fastmath=_FM)
+def _normalise(idx: np.ndarray, w: np.ndarray, m: int, na: int) -> None:
+    sa_ = 0.0
+    sb_ = 0.0
+    for k in range(m):
+        if idx[k] < na:
+            sa_ += w[k]
+        else:
+            sb_ += w[k]
+    for k in range(m):
+        if idx[k] < na:
+            w[k] /= sa_
+        else:
+            w[k] /= sb_
+
+
+@njit(cache=True, fastmath=_FM)
+def _solve_pair(
+    X: np.ndarray,
+    sa: int,
+    na: int,
+    sb: int,
+    nb: int,
+    x0: np.ndarray,
+    rtol: float,
+    atol: float,
+    cc: float,
+    max_iter: int,
+    k_add: int,
+    ub_ref: np.ndarray,
+    g: int,
+    out_f: np.ndarray,
+    out_i: np.ndarray,
+    c_idx: np.ndarray,
+    c_w: np.ndarray,
+) -> None:
+    """Solve one pair. ``ub_ref[g]`` (inf when unused) is the group's best upper bound: the pair is abandoned
+    when its lower bound exceeds ``ub_ref[g] * (1 + rtol / (1 - rtol)) + atol`` (and updated with every UB).
+
+    out_f float64 ``[4]``: distance (NaN when abandoned), lower, gap, ||x||; out_i int64 ``[4]``: converged,
+    overlap, iterations, corral size. c_idx/c_w (length >= corral size, or 0 to skip): local corral indices
+    (``< na``: row ``sa + i`` of A, else row ``sb + i - na`` of B) and weights.
+    """
+    d = X.shape[1]
+    mmax = min(na + nb, d + 2)
+    R = np.empty((mmax, mmax))
+    idx = np.empty(mmax, dtype=np.int64)
+    w = np.empty(mmax)
+    v = np.empty(mmax)
+    ua = np.empty(mmax)
+    ub = np.empty(mmax)
+    x = np.empty(d)
+    kk = max(1, min(k_add, 16))
+    bav = np.empty(kk)
+    bai = np.empty(kk, dtype=np.int64)
+    bbv = np.empty(kk)
+    bbi = np.empty(kk, dtype=np.int64)
+    in_c = np.zeros(na + nb, dtype=np.bool_)
+    ridge = _RIDGE * cc
+    slack = rtol / (1.0 - rtol)
+
+    # start: extreme points along x0
+    _scan(X, sa, na, x0, 1.0, 1, bav, bai)
+    _scan(X, sb, nb, x0, -1.0, 1, bbv, bbi)
+    m = 0
+    _chol_add(X, R, idx, m, bai[0], sa, na, sb, cc, ridge)
+    m = 1
+    if not _chol_add(X, R, idx, m, na + bbi[0], sa, na, sb, cc, ridge):
+        # cannot happen for Ghat (different sides), kept as a guard
+        R[1, 1] = np.sqrt(cc)
+        idx[1] = na + bbi[0]
+    m = 2
+    w[0] = 1.0
+    w[1] = 1.0
+    in_c[idx[0]] = True
+    in_c[idx[1]] = True
+    it = 0
+    stall = 0
+    prev = np.inf
+    dist = np.nan
+    lower = np.nan
+    gap = np.nan
+    conv = False
+    ovl = False
+    nx = 0.0
+    while True:
+        _compute_x(X, idx, w, m, sa, na, sb, x)
+        nx2 = 0.0
+        for t in range(d):
+            nx2 += x[t] * x[t]
+        nx = np.sqrt(nx2)
+        _scan(X, sa, na, x, 1.0, kk, bav, bai)  # smallest <a, x>
+        _scan(X, sb, nb, x, -1.0, kk, bbv, bbi)  # smallest <-b, x>
+        mx = bav[0] + bbv[0]
+        gap = nx2 - mx
+        lower = max(mx / nx, 0.0) if nx > 0 else 0.0
+        ovl = nx <= atol
+        conv = ovl or gap <= rtol * nx2
+        if nx2 >= prev * (1.0 - 1e-13):
+            stall += 1
+        else:
+            stall = 0
+        prev = nx2
+        if not ovl and ub_ref[g] > nx:
+            ub_ref[g] = nx
+        elif ovl:
+            ub_ref[g] = 0.0
+        if conv or stall >= 3 or it >= max_iter:
+            dist = 0.0 if ovl else nx
+            if ovl:
+                lower = 0.0
+            break
+        if lower > ub_ref[g] * (1.0 + slack) + atol:
+            dist = np.nan
+            conv = True
+            break
+        it += 1
+        # levels of the corral on each side: <z_k, x> = mu_side for the affine minimiser
+        mu_a = 0.0
+        mu_b = 0.0
+        for k in range(m):
+            li = idx[k]
+            r = _row(li, sa, na, sb)
+            s = _dot(X, r, x)
+            if li < na:
+                mu_a += w[k] * s
+            else:
+                mu_b -= w[k] * s
+        # candidates, most violating first, alternating sides
+        added = 0
+        ia = 0
+        ib = 0
+        while ia < kk or ib < kk:
+            va = bav[ia] - mu_a if ia < kk and bai[ia] >= 0 else 0.0
+            vb = bbv[ib] - mu_b if ib < kk and bbi[ib] >= 0 else 0.0
+            if va >= 0.0 and vb >= 0.0:
+                break
+            if va <= vb:
+                q = bai[ia]
+                ia += 1
+            else:
+                q = na + bbi[ib]
+                ib += 1
+            if in_c[q] or m >= mmax:
+                continue
+            if _chol_add(X, R, idx, m, q, sa, na, sb, cc, ridge):
+                w[m] = 0.0
+                in_c[q] = True
+                m += 1
+                added += 1
+        if added == 0:
+            stall += 3
+            continue
+        # minor cycles (Wolfe): affine minimiser; step back to the boundary and drop while infeasible
+        for _minor in range(mmax + _MINOR_EXTRA):
+            _affine(R, idx, m, na, ua, ub, v)
+            ok = True
+            for k in range(m):
+                if v[k] <= 0.0:
+                    ok = False
+                    break
+            if ok:
+                for k in range(m):
+                    w[k] = v[k]
+                break
+            theta = 1.0
+            kb = -1
+            for k in range(m):
+                if v[k] <= 0.0:
+                    t = w[k] / (w[k] - v[k])
+                    if t < theta:
+                        theta = t
+                        kb = k
+            for k in range(m):
+                w[k] = (1.0 - theta) * w[k] + theta * v[k]
+            if kb >= 0:
+                w[kb] = 0.0
+                v[kb] = -1.0
+            # drop the blocking point and any that reached 0, keeping at least one point per side
+            k = m - 1
+            while k >= 0:
+                if w[k] <= 1e-15 and v[k] <= 0.0:
+                    n_side = 0
+                    for j in range(m):
+                        if (idx[j] < na) == (idx[k] < na):
+                            n_side += 1
+                    if n_side > 1:
+                        in_c[idx[k]] = False
+                        _chol_del(R, idx, w, m, k)
+                        m -= 1
+                k -= 1
+            for k in range(m):
+                if w[k] < 0.0:
+                    w[k] = 0.0
+            _normalise(idx, w, m, na)
+    out_f[0] = dist
+    out_f[1] = lower
+    out_f[2] = max(gap, 0.0)
+    out_f[3] = nx
+    out_i[0] = 1 if conv else 0
+    out_i[1] = 1 if ovl else 0
+    out_i[2] = it
+    out_i[3] = m
+    if c_idx.shape[0] >= m:
+        for k in range(m):
+            c_idx[k] = idx[k]
+            c_w[k] = w[k]
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def solve_pairs(
+    X: np.ndarray,
+    sa: np.ndarray,
+    na: np.ndarray,
+    sb: np.ndarray,
+    nb: np.ndarray,
+    x0: np.ndarray,
+    group_ptr: np.ndarray,
+    ub_ref: np.ndarray,
+    rtol: float,
+    atol: float,
+    cc: float,
+    max_iter: int,
+    k_add: int,
+    keep: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Solve every pair p (blocks ``X[sa[p] : sa[p] + na[p]]`` vs ``X[sb[p] : sb[p] + nb[p]]``, float64
+    ``[N, d]``), start direction ``x0[p]`` (``[P, d]``). Pairs of group ``g`` are ``group_ptr[g] :
+    group_ptr[g + 1]`` and run in that order, sharing ``ub_ref[g]`` (inf: no abandoning); groups run in
+    parallel. Returns (out_f ``[P, 4]``, out_i ``[P, 4]``, corral indices ``[P, keep]``, weights ``[P,
+    keep]``) as in :func:`_solve_pair`.
+    """
+    P = sa.shape[0]
+    out_f = np.empty((P, 4))
+    out_i = np.zeros((P, 4), dtype=np.int64)
+    c_idx = np.full((P, keep), -1, dtype=np.int64)
+    c_w = np.zeros((P, keep))
+    G = group_ptr.shape[0] - 1
+    for g in prange(G):
+        for p in range(group_ptr[g], group_ptr[g + 1]):
+            _solve_pair(
+                X,
+                sa[p],
+                na[p],
+                sb[p],
+                nb[p],
+                x0[p],
+                rtol,
+                atol,
+                cc,
+                max_iter,
+                k_add,
+                ub_ref,
+                g,
+                out_f[p],
+                out_i[p],
+                c_idx[p],
+                c_w[p],
+            )
+    return out_f, out_i, c_idx, c_w
