@@ -21,7 +21,7 @@ recomputed from feasible weights.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 _RIDGE = 1e-13  # relative diagonal regularisation of Ghat
 _DEP = 1e-11  # a new point whose squared pivot is below _DEP * its diagonal is affinely dependent: not added
@@ -31,29 +31,62 @@ _FM = {"reassoc", "contract", "nsz", "arcp"}
 
 
 @njit(cache=True, fastmath=_FM)
-def _dot(X: np.ndarray, r: int, x: np.ndarray) -> float:
-    s = 0.0
-    for t in range(x.shape[0]):
-        s += X[r, t] * x[t]
-    return s
-
-
-@njit(cache=True, fastmath=_FM)
-def _scan(
-    X: np.ndarray, s0: int, n: int, x: np.ndarray, sign: float, k: int, best_v: np.ndarray, best_i: np.ndarray
-) -> None:
-    """k smallest of ``sign * <X[s0 + i], x>`` over i < n: values ``best_v[:k]`` (ascending, +inf padded),
-    local indices ``best_i[:k]`` (-1 padded)."""
-    for j in range(k):
-        best_v[j] = np.inf
-        best_i[j] = -1
+def _scores_x(X: np.ndarray, s0: int, n: int, x: np.ndarray, sign: float, sc: np.ndarray, off: int) -> None:
+    """``sc[off + i] = sign * <X[s0 + i], x>`` for i < n (the d-space scan)."""
     d = x.shape[0]
     for i in range(n):
         r = s0 + i
         s = 0.0
         for t in range(d):
             s += X[r, t] * x[t]
-        s *= sign
+        sc[off + i] = sign * s
+
+
+@njit(cache=True, fastmath=_FM)
+def _scores_gram(
+    gram: np.ndarray,
+    goff: int,
+    na: int,
+    px: np.ndarray,
+    sa: int,
+    pp: float,
+    idx: np.ndarray,
+    w: np.ndarray,
+    m: int,
+    sc: np.ndarray,
+    ca: np.ndarray,
+    cw: np.ndarray,
+) -> None:
+    """Gram mode (B is one point p): ``sc[i] = <a_i, x>`` for i < na and ``sc[na] = <-p, x>`` with ``x =
+    sum_k w_k a_k - p``, from the block ``gram[goff:]`` (``[na, na]``, row-major) and ``px[sa + i] = <p,
+    a_i>``; O(na * m)."""
+    q = 0
+    for k in range(m):
+        if idx[k] < na:
+            ca[q] = idx[k]
+            cw[q] = w[k]
+            q += 1
+    pxa = 0.0
+    for j in range(q):
+        pxa += cw[j] * px[sa + ca[j]]
+    for i in range(na):
+        base = goff + i * na
+        s = -px[sa + i]
+        for j in range(q):
+            s += cw[j] * gram[base + ca[j]]
+        sc[i] = s
+    sc[na] = pp - pxa
+
+
+@njit(cache=True, fastmath=_FM)
+def _topk(sc: np.ndarray, off: int, n: int, k: int, best_v: np.ndarray, best_i: np.ndarray) -> None:
+    """k smallest of ``sc[off : off + n]``: values ``best_v[:k]`` (ascending, +inf padded), local indices
+    ``best_i[:k]`` (-1 padded)."""
+    for j in range(k):
+        best_v[j] = np.inf
+        best_i[j] = -1
+    for i in range(n):
+        s = sc[off + i]
         if s < best_v[k - 1]:
             j = k - 1
             while j > 0 and best_v[j - 1] > s:
@@ -70,7 +103,28 @@ def _row(li: int, sa: int, na: int, sb: int) -> int:
 
 
 @njit(cache=True, fastmath=_FM)
-def _zdot(X: np.ndarray, li: int, lj: int, sa: int, na: int, sb: int) -> float:
+def _zdot(
+    X: np.ndarray,
+    li: int,
+    lj: int,
+    sa: int,
+    na: int,
+    sb: int,
+    gm: bool,
+    gram: np.ndarray,
+    goff: int,
+    px: np.ndarray,
+    pp: float,
+) -> float:
+    """``<z_li, z_lj>`` of two local points (signed: side B points enter as ``-b``)."""
+    if gm:
+        if li < na:
+            if lj < na:
+                return gram[goff + li * na + lj]
+            return -px[sa + li]
+        if lj < na:
+            return -px[sa + lj]
+        return pp
     ri = _row(li, sa, na, sb)
     rj = _row(lj, sa, na, sb)
     s = 0.0
@@ -93,17 +147,22 @@ def _chol_add(
     sb: int,
     cc: float,
     ridge: float,
+    gm: bool,
+    gram: np.ndarray,
+    goff: int,
+    px: np.ndarray,
+    pp: float,
 ) -> bool:
     """Append local point q as column m of R (Ghat = R^T R). False (nothing changed) if it is dependent."""
     sq = q < na
     for k in range(m):
-        g = _zdot(X, idx[k], q, sa, na, sb)
+        g = _zdot(X, idx[k], q, sa, na, sb, gm, gram, goff, px, pp)
         if (idx[k] < na) == sq:
             g += cc
         for j in range(k):
             g -= R[j, k] * R[j, m]
         R[k, m] = g / R[k, k]
-    gqq = _zdot(X, q, q, sa, na, sb) + cc + ridge
+    gqq = _zdot(X, q, q, sa, na, sb, gm, gram, goff, px, pp) + cc + ridge
     rho2 = gqq
     for k in range(m):
         rho2 -= R[k, m] * R[k, m]
@@ -224,6 +283,11 @@ def _solve_pair(
     k_add: int,
     ub_ref: np.ndarray,
     g: int,
+    gm0: bool,
+    gram: np.ndarray,
+    goff: int,
+    px: np.ndarray,
+    pp: float,
     out_f: np.ndarray,
     out_i: np.ndarray,
     c_idx: np.ndarray,
@@ -232,9 +296,15 @@ def _solve_pair(
     """Solve one pair. ``ub_ref[g]`` (inf when unused) is the group's best upper bound: the pair is abandoned
     when its lower bound exceeds ``ub_ref[g] * (1 + rtol / (1 - rtol)) + atol`` (and updated with every UB).
 
-    out_f float64 ``[4]``: distance (NaN when abandoned), lower, gap, ||x||; out_i int64 ``[4]``: converged,
-    overlap, iterations, corral size. c_idx/c_w (length >= corral size, or 0 to skip): local corral indices
-    (``< na``: row ``sa + i`` of A, else row ``sb + i - na`` of B) and weights.
+    Gram mode (``gm0``; B must be one point p): inner products come from ``gram[goff:]`` (A's Gram block,
+    ``[na, na]``), ``px`` (``<p, X[r]>`` by row r) and ``pp = ||p||^2`` instead of d-space products, so a
+    scan costs O(na * corral) instead of O(na * d). Near an overlap (``||x||^2 < 1e-6 c``) the solver
+    switches to d-space products (cancellation in the Gram expansion would hide an overlap below ``atol``).
+
+    out_f float64 ``[4]``: distance (NaN when abandoned), lower, gap, ||x||; out_i int64 ``[8]``: converged,
+    overlap, iterations, corral size, points added, points dropped, minor steps. c_idx/c_w (length >= corral
+    size, or 0 to skip): local corral indices (``< na``: row ``sa + i`` of A, else row ``sb + i - na`` of B)
+    and weights.
     """
     d = X.shape[1]
     mmax = min(na + nb, d + 2)
@@ -244,7 +314,10 @@ def _solve_pair(
     v = np.empty(mmax)
     ua = np.empty(mmax)
     ub = np.empty(mmax)
+    ca = np.empty(mmax, dtype=np.int64)
+    cw = np.empty(mmax)
     x = np.empty(d)
+    sc = np.empty(na + nb)
     kk = max(1, min(k_add, 16))
     bav = np.empty(kk)
     bai = np.empty(kk, dtype=np.int64)
@@ -253,15 +326,24 @@ def _solve_pair(
     in_c = np.zeros(na + nb, dtype=np.bool_)
     ridge = _RIDGE * cc
     slack = rtol / (1.0 - rtol)
+    gm = gm0 and nb == 1
 
-    # start: extreme points along x0
-    _scan(X, sa, na, x0, 1.0, 1, bav, bai)
-    _scan(X, sb, nb, x0, -1.0, 1, bbv, bbi)
+    # start: the extreme points along x0 (Gram mode: the nearest point of A to p)
+    if gm:
+        for i in range(na):
+            sc[i] = gram[goff + i * na + i] - 2.0 * px[sa + i]
+        sc[na] = 0.0
+    else:
+        _scores_x(X, sa, na, x0, 1.0, sc, 0)
+        _scores_x(X, sb, nb, x0, -1.0, sc, na)
+    _topk(sc, 0, na, 1, bav, bai)
+    _topk(sc, na, nb, 1, bbv, bbi)
     m = 0
-    _chol_add(X, R, idx, m, bai[0], sa, na, sb, cc, ridge)
+    _chol_add(X, R, idx, m, bai[0], sa, na, sb, cc, ridge, gm, gram, goff, px, pp)
     m = 1
-    if not _chol_add(X, R, idx, m, na + bbi[0], sa, na, sb, cc, ridge):
+    if not _chol_add(X, R, idx, m, na + bbi[0], sa, na, sb, cc, ridge, gm, gram, goff, px, pp):
         # cannot happen for Ghat (different sides), kept as a guard
+        R[0, 1] = 0.0
         R[1, 1] = np.sqrt(cc)
         idx[1] = na + bbi[0]
     m = 2
@@ -271,6 +353,9 @@ def _solve_pair(
     in_c[idx[1]] = True
     it = 0
     stall = 0
+    n_add = 0
+    n_drop = 0
+    n_minor = 0
     prev = np.inf
     dist = np.nan
     lower = np.nan
@@ -279,13 +364,23 @@ def _solve_pair(
     ovl = False
     nx = 0.0
     while True:
-        _compute_x(X, idx, w, m, sa, na, sb, x)
         nx2 = 0.0
-        for t in range(d):
-            nx2 += x[t] * x[t]
+        if gm:
+            _scores_gram(gram, goff, na, px, sa, pp, idx, w, m, sc, ca, cw)
+            for k in range(m):
+                nx2 += w[k] * sc[idx[k]]
+            if nx2 < 1e-6 * cc:
+                gm = False
+        if not gm:
+            _compute_x(X, idx, w, m, sa, na, sb, x)
+            nx2 = 0.0
+            for t in range(d):
+                nx2 += x[t] * x[t]
+            _scores_x(X, sa, na, x, 1.0, sc, 0)  # <a, x>
+            _scores_x(X, sb, nb, x, -1.0, sc, na)  # <-b, x>
         nx = np.sqrt(nx2)
-        _scan(X, sa, na, x, 1.0, kk, bav, bai)  # smallest <a, x>
-        _scan(X, sb, nb, x, -1.0, kk, bbv, bbi)  # smallest <-b, x>
+        _topk(sc, 0, na, kk, bav, bai)
+        _topk(sc, na, nb, kk, bbv, bbi)
         mx = bav[0] + bbv[0]
         gap = nx2 - mx
         lower = max(mx / nx, 0.0) if nx > 0 else 0.0
@@ -296,10 +391,10 @@ def _solve_pair(
         else:
             stall = 0
         prev = nx2
-        if not ovl and ub_ref[g] > nx:
-            ub_ref[g] = nx
-        elif ovl:
+        if ovl:
             ub_ref[g] = 0.0
+        elif ub_ref[g] > nx:
+            ub_ref[g] = nx
         if conv or stall >= 3 or it >= max_iter:
             dist = 0.0 if ovl else nx
             if ovl:
@@ -314,13 +409,10 @@ def _solve_pair(
         mu_a = 0.0
         mu_b = 0.0
         for k in range(m):
-            li = idx[k]
-            r = _row(li, sa, na, sb)
-            s = _dot(X, r, x)
-            if li < na:
-                mu_a += w[k] * s
+            if idx[k] < na:
+                mu_a += w[k] * sc[idx[k]]
             else:
-                mu_b -= w[k] * s
+                mu_b += w[k] * sc[idx[k]]
         # candidates, most violating first, alternating sides
         added = 0
         ia = 0
@@ -338,17 +430,19 @@ def _solve_pair(
                 ib += 1
             if in_c[q] or m >= mmax:
                 continue
-            if _chol_add(X, R, idx, m, q, sa, na, sb, cc, ridge):
+            if _chol_add(X, R, idx, m, q, sa, na, sb, cc, ridge, gm, gram, goff, px, pp):
                 w[m] = 0.0
                 in_c[q] = True
                 m += 1
                 added += 1
+                n_add += 1
         if added == 0:
             stall += 3
             continue
         # minor cycles (Wolfe): affine minimiser; step back to the boundary and drop while infeasible
         for _minor in range(mmax + _MINOR_EXTRA):
             _affine(R, idx, m, na, ua, ub, v)
+            n_minor += 1
             ok = True
             for k in range(m):
                 if v[k] <= 0.0:
@@ -383,6 +477,7 @@ def _solve_pair(
                         in_c[idx[k]] = False
                         _chol_del(R, idx, w, m, k)
                         m -= 1
+                        n_drop += 1
                 k -= 1
             for k in range(m):
                 if w[k] < 0.0:
@@ -396,13 +491,16 @@ def _solve_pair(
     out_i[1] = 1 if ovl else 0
     out_i[2] = it
     out_i[3] = m
+    out_i[4] = n_add
+    out_i[5] = n_drop
+    out_i[6] = n_minor
     if c_idx.shape[0] >= m:
         for k in range(m):
             c_idx[k] = idx[k]
             c_w[k] = w[k]
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, nogil=True, fastmath=_FM)
 def solve_pairs(
     X: np.ndarray,
     sa: np.ndarray,
@@ -418,20 +516,28 @@ def solve_pairs(
     max_iter: int,
     k_add: int,
     keep: int,
+    gram: np.ndarray,
+    goff: np.ndarray,
+    px: np.ndarray,
+    prow: np.ndarray,
+    pp: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Solve every pair p (blocks ``X[sa[p] : sa[p] + na[p]]`` vs ``X[sb[p] : sb[p] + nb[p]]``, float64
     ``[N, d]``), start direction ``x0[p]`` (``[P, d]``). Pairs of group ``g`` are ``group_ptr[g] :
-    group_ptr[g + 1]`` and run in that order, sharing ``ub_ref[g]`` (inf: no abandoning); groups run in
-    parallel. Returns (out_f ``[P, 4]``, out_i ``[P, 4]``, corral indices ``[P, keep]``, weights ``[P,
-    keep]``) as in :func:`_solve_pair`.
+    group_ptr[g + 1]`` and run in that order, sharing ``ub_ref[g]`` (inf: no abandoning). Releases the GIL
+    (callers run disjoint group ranges in threads). Gram mode for pair p when ``goff[p] >= 0`` (see
+    :func:`_solve_pair`): its Gram block starts at ``gram[goff[p]]``,
+    ``px[prow[p]]`` (``[N]``) holds ``<p, X[r]>`` and ``pp[p] = ||p||^2``.
+    Returns (out_f ``[P, 4]``, out_i ``[P, 8]``, corral indices ``[P, keep]``, weights ``[P, keep]``) as in
+    :func:`_solve_pair`.
     """
     P = sa.shape[0]
     out_f = np.empty((P, 4))
-    out_i = np.zeros((P, 4), dtype=np.int64)
+    out_i = np.zeros((P, 8), dtype=np.int64)
     c_idx = np.full((P, keep), -1, dtype=np.int64)
     c_w = np.zeros((P, keep))
     G = group_ptr.shape[0] - 1
-    for g in prange(G):
+    for g in range(G):
         for p in range(group_ptr[g], group_ptr[g + 1]):
             _solve_pair(
                 X,
@@ -447,6 +553,11 @@ def solve_pairs(
                 k_add,
                 ub_ref,
                 g,
+                goff[p] >= 0,
+                gram,
+                max(goff[p], 0),
+                px[max(prow[p], 0)],
+                pp[p],
                 out_f[p],
                 out_i[p],
                 c_idx[p],

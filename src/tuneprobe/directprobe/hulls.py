@@ -48,7 +48,9 @@ as soon as its certified lower bound shows it cannot be the nearest hull of its 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -411,6 +413,7 @@ def point_hull_distance_details(
         group_ub=None
         if not nearest_only
         else (np.full(m, np.inf) if nearest_upper is None else np.array(nearest_upper, dtype=np.float64)),
+        point_pairs=True,
     )
     out = PairDistances(
         distance=np.full((m, K), np.nan),
@@ -435,6 +438,41 @@ def point_hull_distances(
     return point_hull_distance_details(P, X, clustering, **kwargs).distance  # type: ignore[arg-type]
 
 
+def _n_threads(work: int, n_groups: int) -> int:
+    """Threads for the kernel: one per CPU (at most 8) when there is enough work to pay for them."""
+    if work < 200_000 or n_groups < 16:
+        return 1
+    return max(1, min(8, os.cpu_count() or 1, n_groups // 8))
+
+
+def _gram_blocks(
+    X: np.ndarray, starts: np.ndarray, sizes: np.ndarray, blocks: np.ndarray, budget: int = 32_000_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gram blocks ``X_c X_c^T`` (float64, row-major, concatenated) of the blocks worth it: those with
+    at least ``n_c / 4`` pairs (a Gram block costs about as much as ``n_c / 2`` d-space scans), at most
+    4096 rows, in order of pair count until ``budget`` entries.
+
+    blocks: int64 ``[P]`` the A block of every pair. Returns (gram ``[sum n_c^2]``, goff int64 ``[P]``: offset
+    of the pair's block in gram, -1 for d-space pairs).
+    """
+    ids, counts = np.unique(blocks, return_counts=True)
+    n = sizes[ids]
+    ok = (counts * 4 >= n) & (n <= 4096)
+    ids, counts, n = ids[ok], counts[ok], n[ok]
+    pick = np.argsort(-counts, kind="stable")
+    keep = pick[np.cumsum(n[pick] ** 2) <= budget]
+    ids = np.sort(ids[keep])
+    off_of = np.full(sizes.shape[0], -1, dtype=np.int64)
+    sz2 = sizes[ids] ** 2
+    offs = (np.cumsum(sz2) - sz2).astype(np.int64)
+    gram = np.empty(int(sz2.sum()) if ids.size else 1)
+    for c, o in zip(ids, offs, strict=True):
+        Xc = X[starts[c] : starts[c] + sizes[c]]
+        gram[o : o + sizes[c] ** 2] = (Xc @ Xc.T).ravel()
+    off_of[ids] = offs
+    return gram, off_of[blocks]
+
+
 def _run_pairs(
     Xs: np.ndarray,
     starts: np.ndarray,
@@ -454,6 +492,7 @@ def _run_pairs(
     groups: np.ndarray | None = None,
     group_ub: np.ndarray | None = None,
     keep_corral: bool = False,
+    point_pairs: bool = False,
 ) -> _SolveResult:
     """Minimum-norm point of ``conv(block pa[p]) - conv(block pb[p])`` for every pair p (module docstring).
 
@@ -464,6 +503,10 @@ def _run_pairs(
     ``group_ub * (1 + rtol / (1 - rtol)) + atol`` cannot be (tied with) the nearest of its group: it is
     abandoned and reported with distance NaN (its lower bound is kept). Pairs of a group run one after the
     other, smallest start distance first; groups run in parallel (numba threads).
+    point_pairs: every B block is one point (point-to-hull). With at least 3 pairs per point on average,
+    clusters with many pairs use Gram mode: their Gram blocks ``X_c X_c^T`` and the points' inner products
+    with the training rows are computed once with BLAS, so a scan costs O(n_c x corral) instead of
+    O(n_c x d).
     ``chunk_pairs`` and ``device`` are accepted for compatibility (the compiled solver needs no chunking).
     """
     del chunk_pairs, device
@@ -481,8 +524,8 @@ def _run_pairs(
     sizes = np.asarray(sizes, dtype=np.int64)
     x0 = np.ascontiguousarray(x0, dtype=np.float64)
     if groups is None:
-        # one group per pair; big pairs first (better load balance across threads)
-        order = np.lexsort((pb, pa, -(sizes[pa] + sizes[pb])))
+        # one group per pair; points together (point_pairs), else big pairs first (load balance)
+        order = np.lexsort((pa, pb)) if point_pairs else np.lexsort((pb, pa, -(sizes[pa] + sizes[pb])))
         gptr = np.arange(P + 1, dtype=np.int64)
         ub = np.full(P, np.inf)
     else:
@@ -497,28 +540,85 @@ def _run_pairs(
     scale2 = float(np.einsum("nd,nd->n", X, X).max(initial=0.0)) if X.size else 0.0
     cc = max(scale2, 1e-300)
     keep = int(min(X.shape[1] + 2, int((sizes[pa] + sizes[pb]).max(initial=0)))) if keep_corral else 0
-    if P:
-        out_f, out_i, c_idx, c_w = solve_pairs(
-            X,
-            starts[pa[order]],
-            sizes[pa[order]],
-            starts[pb[order]],
-            sizes[pb[order]],
-            x0[order],
-            gptr,
-            ub,
-            float(rtol),
-            float(atol),
-            cc,
-            int(max_iter),
-            int(add_per_side),
-            keep,
+    A_s, B_s = pa[order], pb[order]
+    out_f = np.zeros((P, 4))
+    out_i = np.zeros((P, 8), dtype=np.int64)
+    c_idx = np.zeros((P, keep), dtype=np.int64)
+    c_w = np.zeros((P, keep))
+    goff = np.full(P, -1, dtype=np.int64)
+    gram = np.zeros(1)
+    if point_pairs and 3 * np.unique(pb).size <= P:
+        gram, goff = _gram_blocks(X, starts, sizes, A_s)
+    n_groups = gptr.shape[0] - 1
+    gram_group = np.zeros(n_groups, dtype=bool)
+    if n_groups:
+        np.logical_or.at(gram_group, np.repeat(np.arange(n_groups), np.diff(gptr)), goff >= 0)
+    # groups in chunks bounded by the size of the point-row inner products (float64 [chunk, N])
+    step = max(1, int(16_000_000 // max(X.shape[0], 1))) if gram_group.any() else max(n_groups, 1)
+    for g0 in range(0, n_groups, step):
+        g1 = min(g0 + step, n_groups)
+        p0, p1 = int(gptr[g0]), int(gptr[g1])
+        sl = slice(p0, p1)
+        prow = np.full(p1 - p0, -1, dtype=np.int64)
+        pp = np.zeros(p1 - p0)
+        px = np.zeros((1, 1))
+        gsel = np.flatnonzero(goff[sl] >= 0)
+        if gsel.size:
+            prow_pts, inv_pts = np.unique(starts[B_s[sl][gsel]], return_inverse=True)
+            Pt = X[prow_pts]
+            px = Pt @ X.T  # [m_chunk, N]
+            prow[gsel] = inv_pts
+            pp[gsel] = np.einsum("md,md->m", Pt, Pt)[inv_pts]
+        # groups split between threads (the kernel releases the GIL), balanced by points scanned
+        gp = gptr[g0 : g1 + 1] - p0
+        work = np.cumsum(sizes[A_s[sl]] + sizes[B_s[sl]])
+        n_thr = _n_threads(int(work[-1]) if work.size else 0, g1 - g0)
+        cuts = np.searchsorted(
+            work[gp[1:-1] - 1] if g1 - g0 > 1 else work[:0], work[-1] * np.arange(1, n_thr) / n_thr
         )
-    else:
-        out_f = np.zeros((0, 4))
-        out_i = np.zeros((0, 4), dtype=np.int64)
-        c_idx = np.zeros((0, keep), dtype=np.int64)
-        c_w = np.zeros((0, keep))
+        bounds = np.unique(np.concatenate([[0], cuts, [g1 - g0]]))
+
+        def run(
+            lo: int,
+            hi: int,
+            gp: np.ndarray = gp,
+            g0: int = g0,
+            p0: int = p0,
+            px: np.ndarray = px,
+            prow: np.ndarray = prow,
+            pp: np.ndarray = pp,
+        ) -> None:
+            q0, q1 = int(gp[lo]), int(gp[hi])
+            ps = slice(p0 + q0, p0 + q1)
+            f, i, ci, cw = solve_pairs(
+                X,
+                starts[A_s[ps]],
+                sizes[A_s[ps]],
+                starts[B_s[ps]],
+                sizes[B_s[ps]],
+                x0[order[ps]],
+                gp[lo : hi + 1] - q0,
+                ub[g0 + lo : g0 + hi],
+                float(rtol),
+                float(atol),
+                cc,
+                int(max_iter),
+                int(add_per_side),
+                keep,
+                gram,
+                goff[ps],
+                px,
+                prow[q0:q1],
+                pp[q0:q1],
+            )
+            out_f[ps], out_i[ps], c_idx[ps], c_w[ps] = f, i, ci, cw
+
+        spans = [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
+        if len(spans) > 1:
+            with ThreadPoolExecutor(len(spans)) as ex:
+                list(ex.map(lambda s: run(*s), spans))
+        elif spans:
+            run(*spans[0])
     if groups is not None and group_ub is not None and P:
         np.minimum.at(group_ub, gids, ub)
     if progress is not None:

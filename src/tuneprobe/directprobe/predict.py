@@ -73,35 +73,41 @@ def _cluster_geometry(X: np.ndarray, clustering: Clustering) -> tuple[np.ndarray
 
 
 def _bounds_by_cluster(
-    P: np.ndarray, X: np.ndarray, assign: np.ndarray, cent: np.ndarray, block: int = 1024
+    P: np.ndarray, X: np.ndarray, assign: np.ndarray, cent: np.ndarray, block: int = 512
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cheap bounds on the point-to-hull distances of the rows of ``P`` (``[m, d]``) to each cluster.
 
-    Returns (upper ``[m, K]``: distance to the nearest member; lower ``[m, K]``: the slab width of the
+    X: ``[n, d]`` training rows with cluster ids ``assign`` ``[n]`` (every id in 0..K-1 used); cent: ``[K,
+    d]``. Returns (upper ``[m, K]``: distance to the nearest member; lower ``[m, K]``: the slab width of the
     hyperplane with normal ``p - centroid`` that separates p from the cluster, 0 if it does not). One matrix
-    product of the test points with each cluster; memory O(block x cluster size).
+    product of each block of test points with all training rows (grouped by cluster); memory O(block x n).
     """
     m, K = P.shape[0], cent.shape[0]
     upper = np.full((m, K), np.inf)
     lower = np.zeros((m, K))
+    if X.shape[0] == 0 or m == 0:
+        return upper, lower
+    order = np.argsort(assign, kind="stable")
+    Xo = np.ascontiguousarray(X[order])
+    ao = assign[order]
+    starts = np.flatnonzero(np.r_[True, ao[1:] != ao[:-1]])
+    ks = ao[starts]
     sp = np.einsum("nd,nd->n", P, P)
-    for c in range(K):
-        Xc = X[assign == c]
-        if Xc.shape[0] == 0:
-            continue
-        sx = np.einsum("nd,nd->n", Xc, Xc)
-        xmu = Xc @ cent[c]
-        pmu = P @ cent[c]
-        wn = np.sqrt(np.maximum(sp - 2 * pmu + cent[c] @ cent[c], 0.0))  # ||p - mu||
-        for t0 in range(0, m, block):
-            sl = slice(t0, t0 + block)
-            S = P[sl] @ Xc.T  # [b, n_c]
-            d2 = sp[sl, None] + sx[None, :] - 2.0 * S
-            upper[sl, c] = np.sqrt(np.maximum(d2.min(1), 0.0))
-            top = (S - xmu[None, :]).max(1)  # max_i <x_i, p - mu>
-            with np.errstate(divide="ignore", invalid="ignore"):
-                lb = (sp[sl] - pmu[sl] - top) / wn[sl]
-            lower[sl, c] = np.where(wn[sl] > 0, np.maximum(lb, 0.0), 0.0)
+    sx = np.einsum("nd,nd->n", Xo, Xo)
+    xmu = np.einsum("nd,nd->n", Xo, cent[ao])  # <x_i, mu_c(i)>
+    pmu = P @ cent.T  # [m, K]
+    cc = np.einsum("kd,kd->k", cent, cent)
+    wn = np.sqrt(np.maximum(sp[:, None] - 2 * pmu + cc[None, :], 0.0))  # ||p - mu_c||
+    for t0 in range(0, m, block):
+        sl = slice(t0, t0 + block)
+        S = P[sl] @ Xo.T  # [b, n]
+        d2 = np.minimum.reduceat(sx[None, :] - 2.0 * S, starts, axis=1)  # min_i ||x_i||^2 - 2 <p, x_i>
+        upper[sl, ks] = np.sqrt(np.maximum(d2 + sp[sl, None], 0.0))
+        S -= xmu[None, :]
+        top = np.maximum.reduceat(S, starts, axis=1)  # max_i <x_i, p - mu>
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lb = (sp[sl, None] - pmu[sl][:, ks] - top) / wn[sl][:, ks]
+        lower[sl, ks] = np.where(wn[sl][:, ks] > 0, np.maximum(lb, 0.0), 0.0)
     return upper, lower
 
 
