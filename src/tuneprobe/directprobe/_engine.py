@@ -35,6 +35,7 @@ import numpy as np
 from ._agglo import LabelQueue
 from .separability import (
     SEPARATION_RTOL,
+    SPHERE_RTOL,
     MulticlassCertificate,
     SeparabilityStats,
     affine_certificate,
@@ -131,7 +132,7 @@ class Oracle:
         return 0.5 * (lo - hi) > SEPARATION_RTOL * (float(np.linalg.norm(w)) * self.xmax + abs(b))
 
     def extend(self, ua: int, ub: int, extra: np.ndarray) -> tuple[np.ndarray, float, float] | None:
-        """Cached plane of (ua, ub) re-checked after rows ``extra`` joined cluster ua (only they are projected)."""
+        """Cached plane of (ua, ub) re-checked after rows ``extra`` joined ua (only they are projected)."""
         h = self.get(ua, ub)
         if h is None:
             return None
@@ -147,7 +148,7 @@ class Oracle:
     ) -> tuple[bool, tuple[np.ndarray, float] | None]:
         """Are the hulls of rows A and rows B (index arrays) disjoint? Returns (separable, hyperplane).
 
-        ``hints``: normals to try first (each with its best threshold), e.g. from cached planes of sub-clusters.
+        ``hints``: normals to try first (each with its best threshold), e.g. cached planes of sub-clusters.
         """
         st = self.stats.answered
         hints = hints or []
@@ -437,11 +438,15 @@ class Engine:
                 self.uid[g] = self._uid
                 self.single[g] = self.oracle.single_id(mem)
         slots = np.flatnonzero(self.act)
+        self.rad = np.zeros(n)
+        dev = np.sqrt(((Xw - self.Cg[self.cl_of]) ** 2).sum(axis=1))
+        np.maximum.at(self.rad, self.cl_of, dev)
+        self.cnorm2 = np.einsum("ij,ij->i", self.Cg, self.Cg)
         # dot products of every point with every centroid, one column per starting cluster, if it fits in
         # memory
         self.col = np.full(n, -1, dtype=np.int64)
         self.Gmat: np.ndarray | None = None
-        if n * slots.size * 8 <= self.opts.max_gram_bytes:
+        if self.opts.forward_check != "sphere" and n * slots.size * 8 <= self.opts.max_gram_bytes:
             self.col[slots] = np.arange(slots.size)
             self.Gmat = Xw @ self.Cg[slots].T
             self.own = self.Gmat[np.arange(n), self.col[self.cl_of]].copy()
@@ -507,6 +512,10 @@ class Engine:
         assert M is not None
         self.Cg[gi] = self._cM
         self.Cg[gj] = 0.0
+        self.cnorm2[gi] = float(self._cM @ self._cM)
+        self.cnorm2[gj] = 0.0
+        self.rad[gi] = self._rM
+        self.rad[gj] = 0.0
         self.act[gj] = False
         self.cl_of[mj] = gi
         if self.Gmat is not None:
@@ -536,9 +545,16 @@ class Engine:
         self._cM = cM
         sM = self.oracle.single_id(M)
         self._pending: list[tuple[int, tuple[np.ndarray, float, float]]] = []
+        self._rM = float(np.sqrt(((X[M] - cM) ** 2).sum(axis=1).max()))
         others = np.flatnonzero(self.act & (self.lab_g != lab))
+        if self.Gmat is None:
+            self._tM = None
+            if others.size == 0:
+                return True
+            bad, gap = self._sphere_then_projection(M, mi, mj, gi, gj, cM, others)
+            return self._finish_check(lab, q, i, j, M, mi, mj, gi, gj, sM, others, bad, gap, t0)
         if others.size == 0:
-            self._tM = X @ cM if self.Gmat is not None else None
+            self._tM = X @ cM
             return True
         t = X @ cM  # [n]: x·c_M
         self._tM = t
@@ -579,12 +595,32 @@ class Engine:
             cnM = float(np.sqrt(cM @ cM))
             bad = g <= rt * (cnM + cn)
             gap = g / np.maximum(cnM + cn, 1e-300)
+        self.oracle.stats.answered["projection"] += int(others.size - bad.sum())
+        return self._finish_check(lab, q, i, j, M, mi, mj, gi, gj, sM, others, bad, gap, t0)
+
+    def _finish_check(
+        self,
+        lab: int,
+        q: LabelQueue,
+        i: int,
+        j: int,
+        M: np.ndarray,
+        mi: np.ndarray,
+        mj: np.ndarray,
+        gi: int,
+        gj: int,
+        sM: int,
+        others: np.ndarray,
+        bad: np.ndarray,
+        gap: np.ndarray,
+        t0: float,
+    ) -> bool:
+        """Duplicate tolerance, then the per-pair certificates and the LP for the pairs still ``bad``."""
         st = self.oracle.stats.answered
         if sM >= 0:
             tolm = bad & (self.single[others] == sM)
             st["duplicate"] += int(tolm.sum())
             bad &= ~tolm
-        st["projection"] += int(others.size - bad.sum())
         todo = others[bad]
         self._tick("forward_projection", t0)
         if todo.size == 0:
@@ -602,7 +638,11 @@ class Engine:
                 # a plane that separated one part from Q: only the other part's points are new
                 h = self.oracle.extend(ui, uo, mj) if mi.size >= mj.size else self.oracle.extend(uj, uo, mi)
                 if h is None:
-                    h = self.oracle.extend(uj, uo, mi) if mi.size >= mj.size else self.oracle.extend(ui, uo, mj)
+                    h = (
+                        self.oracle.extend(uj, uo, mi)
+                        if mi.size >= mj.size
+                        else self.oracle.extend(ui, uo, mj)
+                    )
                 if h is not None:
                     self._pending.append((uo, h))
                     continue
@@ -615,3 +655,66 @@ class Engine:
             return True
         finally:
             self._tick("forward_pairs", t0)
+
+    def _sphere_then_projection(
+        self,
+        M: np.ndarray,
+        mi: np.ndarray,
+        mj: np.ndarray,
+        gi: int,
+        gj: int,
+        cM: np.ndarray,
+        others: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sphere test of M against every Q in ``others`` (one GEMV over the centroids), then the exact
+        batched
+        projection (normals c_M - c_Q, c_a - c_Q, c_b - c_Q) for the pairs whose balls meet.
+
+        Returns ``bad`` ``[len(others)]`` (not certified) and ``gap`` (a suspicion score, lowest first).
+        """
+        X = self.Xw
+        st = self.oracle.stats.answered
+        dots = self.Cg @ cM
+        cm2 = float(cM @ cM)
+        d2 = cm2 - 2 * dots[others] + self.cnorm2[others]
+        err = 4.0 * (X.shape[1] + 8) * np.finfo(np.float64).eps * (cm2 + self.cnorm2[others])
+        dist_lo = np.sqrt(np.maximum(d2 - err, 0.0))
+        rsum = self._rM + self.rad[others]
+        sph = dist_lo - rsum > SPHERE_RTOL * (dist_lo + rsum) + 1e-300
+        st["sphere"] += int(sph.sum())
+        bad = ~sph
+        gap = np.full(others.size, np.inf)
+        sub = np.flatnonzero(bad)
+        if sub.size == 0:
+            return bad, gap
+        Q = others[sub]
+        gap[sub] = (dist_lo - rsum)[sub] / np.maximum(dist_lo + rsum, 1e-300)[sub]
+        # rows of the suspicious clusters, grouped
+        mem = [self._members(int(g)) for g in Q.tolist()]
+        sizes = np.array([m.size for m in mem])
+        rows = np.concatenate(mem)
+        starts = np.r_[0, np.cumsum(sizes)[:-1]]
+        D3 = np.stack([cM, self.Cg[gi], self.Cg[gj]])  # [3, d]
+        XM = X[M]
+        PM = XM @ D3.T  # [|M|, 3]
+        GQ = XM @ self.Cg[Q].T  # [|M|, k]
+        XR = X[rows]
+        PR = XR @ D3.T - self.own[rows][:, None]  # [rows, 3]: x·c_dir - x·c_Q
+        maxQ = np.maximum.reduceat(PR, starts, axis=0)  # [k, 3]
+        cn = np.sqrt(self.cnorm2[Q])
+        dn = np.sqrt(np.einsum("ij,ij->i", D3, D3))
+        rt = 4 * SEPARATION_RTOL * self.oracle.xmax
+        ok = np.zeros(Q.size, dtype=bool)
+        for k in range(3):
+            minM = (PM[:, k][:, None] - GQ).min(axis=0)
+            g = minM - maxQ[:, k]
+            ok |= g > rt * (dn[k] + cn)
+        st["projection"] += int(ok.sum())
+        bad[sub[ok]] = False
+        return bad, gap
+
+    def _members(self, g: int) -> np.ndarray:
+        oq = self.queues[int(self.lab_g[g])]
+        m = oq.members[int(np.searchsorted(oq.idx, g))]  # type: ignore[index]
+        assert m is not None
+        return m

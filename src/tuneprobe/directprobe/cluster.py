@@ -137,6 +137,10 @@ class DirectProbe:
         matrix products, for which one thread is fastest and robust on a shared machine.
     max_gram_bytes: the forward phase keeps the dot products of every point with every cluster centroid
         (``n x K`` float64) when they fit in this many bytes; otherwise it recomputes them per check.
+    forward_check: how G checks a tentative merge M against all other-label clusters before the per-pair
+        certificates: ``"sphere"`` (ball test for every cluster, exact batched projection only where the balls
+        meet; O(K d) per check) or ``"gram"`` (batched projection for every cluster from the kept ``n x K``
+        dot products); ``"auto"``: gram when it fits in ``max_gram_bytes``.
     """
 
     def __init__(
@@ -148,6 +152,7 @@ class DirectProbe:
         multiclass_max_classes: int = 400,
         blas_threads: int | None = 1,
         max_gram_bytes: int = 2 * 2**30,
+        forward_check: Literal["auto", "sphere", "gram"] = "auto",
     ) -> None:
         if search not in ("auto", "naive"):
             raise ValueError(f"search must be 'auto' or 'naive', got {search!r}")
@@ -160,6 +165,7 @@ class DirectProbe:
         self.multiclass_max_classes = multiclass_max_classes
         self.blas_threads = blas_threads
         self.max_gram_bytes = max_gram_bytes
+        self.forward_check = forward_check
         self.clustering_: Clustering | None = None
 
     # ------------------------------------------------------------------------------------ fit

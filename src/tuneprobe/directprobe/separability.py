@@ -72,6 +72,7 @@ class SeparabilityStats:
     lp_seconds: float = 0.0
     lp_unverified: int = 0
     lp_status: dict[str, int] = field(default_factory=dict)
+    lp_retries: list[list[str]] = field(default_factory=list)
     svm_calls: int = 0
     svm_seconds: float = 0.0
     multiclass_fits: int = 0
@@ -85,6 +86,7 @@ class SeparabilityStats:
             "lp_seconds": round(self.lp_seconds, 4),
             "lp_feasible_unverified": self.lp_unverified,
             "lp_status": dict(self.lp_status),
+            "lp_retries": list(self.lp_retries[:20]),
             "svm_calls": self.svm_calls,
             "svm_seconds": round(self.svm_seconds, 4),
             "multiclass_fits": self.multiclass_fits,
@@ -326,6 +328,24 @@ def svm_certificate(
     return (w, b) if ok else None
 
 
+LP_ATTEMPTS: tuple[tuple[str, dict[str, object]], ...] = (
+    ("highs", {}),
+    ("highs-ds", {}),
+    ("highs-ipm", {}),
+    ("highs-ds", {"presolve": False}),
+)
+LP_ATTEMPTS_LARGE: tuple[tuple[str, dict[str, object]], ...] = (
+    ("highs-ipm", {}),
+    ("highs-ds", {}),
+    ("highs-ds", {"presolve": False}),
+)
+"""HiGHS configurations tried in turn until one returns optimal (0) or infeasible (2); with more than
+``LP_LARGE`` points the interior-point solver goes first (measured on EWT NOUN vs VERB, 4,247 + 2,759 points,
+d = 384: dual simplex gave up after 270 s with status Unknown, IPM proved infeasibility in 9 s)."""
+
+LP_LARGE = 1000
+
+
 @dataclass
 class LPResult:
     """Outcome of the exact LP. ``separable`` is None when HiGHS gave neither a solution nor an infeasibility
@@ -362,9 +382,23 @@ def lp_separate(A: np.ndarray, B: np.ndarray, stats: SeparabilityStats | None = 
     M[:na, d] = -1.0
     M[na:, :d] = Bs
     M[na:, d] = 1.0
-    res = linprog(
-        np.zeros(d + 1), A_ub=M, b_ub=-np.ones(na + nb), bounds=[(None, None)] * (d + 1), method="highs"
-    )
+    res = None
+    tried = []
+    for method, options in LP_ATTEMPTS_LARGE if na + nb > LP_LARGE else LP_ATTEMPTS:
+        res = linprog(
+            np.zeros(d + 1),
+            A_ub=M,
+            b_ub=-np.ones(na + nb),
+            bounds=[(None, None)] * (d + 1),
+            method=method,
+            options=options,
+        )
+        tried.append(f"{method}{options or ''}:{res.status}")
+        if res.status in (0, 2):
+            break
+    assert res is not None
+    if stats is not None and len(tried) > 1:
+        stats.lp_retries.append(tried)
     dt = time.perf_counter() - t0
     if res.status == 0 and res.x is not None:
         w, b = _unscale(np.asarray(res.x), mu, s)
