@@ -230,3 +230,84 @@ def test_nearest_only_abandons_far_clusters() -> None:
     assert (
         near.lower[np.isnan(near.distance)] > full.distance.min(1).repeat(4)[np.isnan(near.distance).ravel()]
     ).all()
+
+
+def _certified(r: object, q: float, rtol: float = 1e-4) -> None:
+    """Reported distance within rtol of the QP value and the certificate brackets it."""
+    assert abs(r.distance - q) <= rtol * q  # type: ignore[attr-defined]
+    assert r.lower <= q * (1 + 1e-9) <= r.distance * (1 + 2e-9)  # type: ignore[attr-defined]
+    assert r.distance - r.lower <= rtol * r.distance * (1 + 1e-9)  # type: ignore[attr-defined]
+
+
+def test_degenerate_point_sets_vs_qp() -> None:
+    rng = np.random.default_rng(21)
+    # duplicates: every point of A three times, B with repeated rows
+    A = np.repeat(rng.normal(size=(6, 4)), 3, axis=0)
+    B = np.repeat(rng.normal(size=(4, 4)) + np.r_[3.0, 0, 0, 0], 2, axis=0)
+    _certified(hull_distance(A, B), qp_distance(A, B))
+    # collinear points on each side (hulls are segments), skew lines in 3-d
+    t = np.linspace(0.0, 1.0, 9)[:, None]
+    A = np.array([0.0, 0.0, 0.0]) + t * np.array([1.0, 0.0, 0.0])
+    B = np.array([0.2, -0.5, 1.0]) + t * np.array([0.0, 1.0, 0.0])
+    r = hull_distance(A, B)
+    assert r.distance == pytest.approx(1.0, rel=1e-4) and r.converged
+    # many more points than dimensions + 1 (corral limited by affine independence)
+    A = rng.normal(size=(200, 2))
+    B = rng.normal(size=(150, 2)) + np.r_[6.0, 1.0]
+    _certified(hull_distance(A, B), qp_distance(A, B))
+    # single points on both sides
+    r = hull_distance(np.array([[1.0, 2.0, 3.0]]), np.array([[1.0, 2.0, 5.0]]))
+    assert r.distance == pytest.approx(2.0, rel=1e-12) and r.converged
+
+
+def test_float32_input_matches_float64() -> None:
+    rng = np.random.default_rng(5)
+    X = np.concatenate([rng.normal(size=(30, 16)) + 3 * k for k in range(4)]).astype(np.float32)
+    cl = make_clustering(np.repeat(np.arange(4), 30), [0, 1, 2, 3])
+    d32 = cluster_distances(X, cl)
+    d64 = cluster_distances(X.astype(np.float64), cl)
+    np.testing.assert_allclose(d32.distance, d64.distance, rtol=1e-12)
+    assert (d32.lower <= d32.distance).all() and d32.converged.all()
+
+
+def test_gram_mode_point_hull_matches_single_pairs_and_qp() -> None:
+    # enough pairs per point for the Gram-mode path; compare with one-pair calls (d-space) and SLSQP
+    rng = np.random.default_rng(9)
+    X = np.concatenate([rng.normal(size=(25, 6)) + 2.5 * rng.normal(size=6) for _ in range(6)])
+    cl = make_clustering(np.repeat(np.arange(6), 25), [0, 1, 2, 3, 4, 5])
+    P = np.concatenate([rng.normal(size=(8, 6)) * 2.0, X[[0, 30]], X[50:53].mean(0, keepdims=True)])
+    det = point_hull_distance_details(P, X, cl)
+    assert det.converged.all()
+    for t in range(P.shape[0]):
+        for c in range(6):
+            C = X[cl.assignment == c]
+            single = point_hull_distance(P[t], C)
+            if single.overlap:
+                assert det.overlap[t, c] and det.distance[t, c] == 0.0
+                continue
+            assert abs(det.distance[t, c] - single.distance) <= 1e-4 * single.distance
+            assert det.lower[t, c] <= single.distance * (1 + 1e-9)
+            if t < 3:
+                q = qp_distance(C, P[t][None])
+                assert abs(det.distance[t, c] - q) <= 1e-4 * q
+    assert det.overlap[8, 0] and det.overlap[9, 1] and det.overlap[10, 2]
+
+
+def test_results_are_deterministic_across_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tuneprobe.directprobe.hulls as hulls_mod
+
+    rng = np.random.default_rng(13)
+    K, n, d = 50, 100, 6
+    X = np.concatenate([rng.normal(size=(n, d)) + 6 * rng.normal(size=d) for _ in range(K)])
+    cl = make_clustering(np.repeat(np.arange(K), n), list(range(K)))
+    first = cluster_distances(X, cl, same_label=True)
+    second = cluster_distances(X, cl, same_label=True)
+    monkeypatch.setattr(hulls_mod, "_n_threads", lambda work, n_groups: 1)
+    serial = cluster_distances(X, cl, same_label=True)
+    for name in ("distance", "lower", "gap", "iterations"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
+        np.testing.assert_array_equal(getattr(first, name), getattr(serial, name))
+    assert first.converged.all()
+    iu = np.triu_indices(K, 1)
+    ok = ~first.overlap[iu]
+    assert (first.distance[iu][ok] - first.lower[iu][ok] <= 1e-4 * first.distance[iu][ok] * (1 + 1e-9)).all()
