@@ -27,6 +27,7 @@ _STAGES = (
     "tuneprobe.encoders.commands",
     "tuneprobe.directprobe.commands",
     "tuneprobe.finetune.commands",
+    "tuneprobe.probes.commands",
 )
 
 for _mod in _STAGES:
