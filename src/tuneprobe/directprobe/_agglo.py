@@ -1,27 +1,26 @@
 """Exact centroid-linkage merge order for one label, with nearest-neighbour caching (helper of ``cluster``).
 
 Order of candidate pairs (PAPER §6.2): by the float64 squared Euclidean distance between centroids, then by
-the smaller and then the larger of the two clusters' minimum member indices. The *canonical* squared
-distance is
+the smaller and then the larger of the two clusters' minimum member indices. The *canonical* squared distance
+is
 
     dist2(a, b) = np.sum((c_a - c_b) ** 2)     (float64, numpy's pairwise summation over the coordinates)
 
-with ``c = S / n``, S the float64 sum of the member rows, kept as ``S_a + S_b`` on a merge (for float32
-inputs of a bounded exponent range these sums are exact, so centroids do not depend on the merge history).
+with ``c = S / n``, S the float64 sum of the member rows, kept as ``S_a + S_b`` on a merge (for float32 inputs
+of a bounded exponent range these sums are exact, so centroids do not depend on the merge history).
 
 Speed without giving up exactness: distances to many centroids are first computed with the BLAS expansion
 ``|c_i|^2 - 2 c_i·c_j + |c_j|^2``, whose rounding error is below ``_err * (|c_i|^2 + |c_j|^2)``; every
-candidate that could be the minimum within that bound is recomputed canonically, and the exact
-lexicographic minimum is taken.
+candidate that could be the minimum within that bound is recomputed canonically, and the exact lexicographic
+minimum is taken.
 
-Data structure (Müllner's generic algorithm): every active slot i keeps ``nn[i]``, its nearest active slot
-j > i not rejected with i, and ``md[i]``, the canonical squared distance; a heap holds ``(md[i], i, nn[i])``.
-After a merge, entries that pointed at a merged slot keep their old distance as a *lower bound* and are
-marked stale (``nn = -1``); a stale entry is recomputed only when it reaches the top of the heap.
-Slots are positions of the label's rows in ascending global order; a cluster lives in the slot of its
-smallest member, so comparing slots compares minimum member indices. When fewer than half the slots are
-active the arrays are compacted (order-preserving), so each scan touches O(active) rows.
-Memory O(n·d); no per-pair objects.
+Data structure (Müllner's generic algorithm): every active slot i keeps ``nn[i]``, its nearest active slot j >
+i not rejected with i, and ``md[i]``, the canonical squared distance; a heap holds ``(md[i], i, nn[i])``.
+After a merge, entries that pointed at a merged slot keep their old distance as a *lower bound* and are marked
+stale (``nn = -1``); a stale entry is recomputed only when it reaches the top of the heap. Slots are positions
+of the label's rows in ascending global order; a cluster lives in the slot of its smallest member, so
+comparing slots compares minimum member indices. When fewer than half the slots are active the arrays are
+compacted (order-preserving), so each scan touches O(active) rows. Memory O(n·d); no per-pair objects.
 """
 
 from __future__ import annotations

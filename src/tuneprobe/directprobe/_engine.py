@@ -2,26 +2,21 @@
 
 Overlap checks are organised so that almost every pair is answered by a batched certificate:
 
-* **batched projection** (the ``projection`` certificate for many pairs at once): for a pair (P, Q) the
-normal is
-  ``w = c_P - c_Q``; with ``own[x] = x·c_{cluster(x)}`` and a GEMM of points against centroids, ``min_{x in
-  P} w·x`` and
-  ``max_{x in Q} w·x`` of *every* point of both clusters come out of one matrix product and a segmented
-  min/max. The pair
-  is certified iff ``min_P - max_Q > tau``, ``tau = 4e-9 * max|x| * (|c_P| + |c_Q|)``, which exceeds the
-  float64 error of
-  the two dot products by orders of magnitude. This strictly dominates the bounding-sphere test (same normal,
-  exact
-  extents instead of radii), so spheres are not computed in the loop.
+* **batched projection** (the ``projection`` certificate for many pairs at once): for a pair (P, Q) the normal
+  is ``w = c_P - c_Q``; with ``own[x] = x·c_{cluster(x)}`` and a GEMM of points against centroids, ``min_{x in
+  P} w·x`` and ``max_{x in Q} w·x`` of *every* point of both clusters come out of one matrix product and a
+  segmented min/max. The pair is certified iff ``min_P - max_Q > tau``, ``tau = 4e-9 * max|x| * (|c_P| +
+  |c_Q|)``, which exceeds the float64 error of the two dot products by orders of magnitude. It strictly
+  dominates the bounding-sphere test (same normal, exact extents instead of radii). In G the normals
+  ``c_M - c_Q``, ``c_a - c_Q`` and ``c_b - c_Q`` (M = a ∪ b) are all tried, from an ``n x K`` table of dot
+  products when it fits in memory; otherwise balls are tested first (one GEMV) and the projections are
+  computed only where the balls meet.
 * **multiclass** model over the clusters still involved (state checks), then per pair: **cached** hyperplanes
-(a plane
-  that separated one part of a merged cluster from Q, re-verified on the whole), **affine** (Cover), **svm**,
-  and the
-  **LP**. Only an infeasible LP answers "overlap".
+  (a plane that separated one part of a merged cluster from Q, re-checked on the other part), **affine**
+  (Cover), **gilbert**, **svm**, and the **LP**. Only an infeasible LP answers "overlap".
 
 State checks use monotonicity: if state ``base`` is clean, every pair of clusters that exists unchanged in a
-later state
-is separable, so only pairs involving a cluster created after ``base`` are examined.
+later state is separable, so only pairs involving a cluster created after ``base`` are examined.
 """
 
 from __future__ import annotations
@@ -59,8 +54,7 @@ def replay(n: int, log_a: np.ndarray, log_b: np.ndarray, k: int) -> np.ndarray:
     """Root ``[n]`` (smallest member index of its cluster) of every point after the first k logged merges.
 
     ``log_a[t] < log_b[t]`` are the smallest member indices of the two clusters merged at step t (union-find
-    by
-    pointer jumping, O(n log k)).
+    by pointer jumping, O(n log k)).
     """
     parent = np.arange(n, dtype=np.int64)
     parent[log_b[:k]] = log_a[:k]
@@ -75,10 +69,8 @@ def whiten(X: np.ndarray) -> np.ndarray:
     """PCA-whitened copy ``[n, d]`` of X ``[n, d]`` (eigenvalues floored at 1e-10 of the largest).
 
     An invertible affine map, so linear separability is unchanged; every certificate and LP runs on these
-    coordinates,
-    where the centroid-difference direction is the LDA-like ``Sigma^-1 (c_P - c_Q)`` of the original space
-    and the LP is
-    well conditioned. The merge order always uses the original coordinates.
+    coordinates, where the centroid-difference direction is the LDA-like ``Sigma^-1 (c_P - c_Q)`` of the
+    original space and the LP is well conditioned. The merge order always uses the original coordinates.
     """
     n, d = X.shape
     if n < 2:
@@ -667,8 +659,7 @@ class Engine:
         others: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Sphere test of M against every Q in ``others`` (one GEMV over the centroids), then the exact
-        batched
-        projection (normals c_M - c_Q, c_a - c_Q, c_b - c_Q) for the pairs whose balls meet.
+        batched projection (normals c_M - c_Q, c_a - c_Q, c_b - c_Q) for the pairs whose balls meet.
 
         Returns ``bad`` ``[len(others)]`` (not certified) and ``gap`` (a suspicion score, lowest first).
         """

@@ -1,38 +1,31 @@
 """DirectProbe clustering (PAPER §6): ``DirectProbe(...).fit(X, y) -> Clustering``.
 
 The result is, by definition, the partition of the paper's greedy **G**: start from singletons; repeatedly
-take the
-same-label pair of clusters whose centroids are closest; merge it iff the merged cluster's convex hull
-overlaps no
-other-label cluster's hull; a rejected pair is discarded for good; stop when no candidate pair is left.
+take the same-label pair of clusters whose centroids are closest; merge it iff the merged cluster's convex
+hull overlaps no other-label cluster's hull; a rejected pair is discarded for good; stop when no candidate
+pair is left.
 
 Order and ties (see ``_agglo``): float64 squared centroid distance ``np.sum((c_a - c_b)**2)``, then the
-smaller, then the
-larger of the two clusters' minimum member indices. Deterministic; no randomness anywhere.
+smaller, then the larger of the two clusters' minimum member indices. Deterministic; no randomness anywhere.
 
 ``search="auto"`` (default) reaches G's partition with the reference's shortcut (PAPER §6.4):
 
-1. check the label partition (= the end state of the unchecked run U, whatever U's order); if it is clean,
-the labels
-   are linearly separable and G accepts every merge: done, U is never computed;
+1. check the label partition (= the end state of the unchecked run U, whatever U's order); if it is clean, the
+   labels are linearly separable and G accepts every merge: done, U is never computed;
 2. otherwise run U (per-label exact centroid linkage, interleaved in global order) and log its merges;
 3. binary-search the first overlapping state k* (monotone, PAPER §6.4; state 0 is clean by construction);
-4. rebuild state k*-1 by replaying the merge log (union-find) and run G from there. The first pair G pops
-must be U's
-   merge k* and it must be rejected; k*-1 was checked clean and k* overlapping during the search. If any of
-   this fails,
-   G is rerun from scratch (``stats["search_fallback"]``).
+4. rebuild state k*-1 by replaying the merge log (union-find) and run G from there. The first pair G pops must
+   be U's merge k* and it must be rejected; k*-1 was checked clean and k* overlapping during the search. If
+   any of this fails, G is rerun from scratch (``stats["search_fallback"]``).
 
 ``search="naive"`` runs G from the singletons, checking every merge.
 
 Identical vectors with different labels (PAPER §6.7) are detected before clustering. ``duplicate_policy``:
 ``"keep"`` (default) tolerates exactly one kind of overlap: a pair of clusters all of whose points are copies
-of one and
-the same vector (so both hulls are that single point); every other check stands, so such points stay in
-clusters made of
-copies of themselves. ``"drop"`` removes every copy of a conflicting vector before clustering (their
-``assignment`` is -1).
-``"error"`` raises :class:`DuplicateLabelsError`. The report is in ``stats["duplicates"]``.
+of one and the same vector (so both hulls are that single point); every other check stands, so such points
+stay in clusters made of copies of themselves. ``"drop"`` removes every copy of a conflicting vector before
+clustering (their ``assignment`` is -1). ``"error"`` raises :class:`DuplicateLabelsError`. The report is in
+``stats["duplicates"]``.
 """
 
 from __future__ import annotations
@@ -64,8 +57,7 @@ def find_duplicate_groups(X: np.ndarray) -> np.ndarray:
     """Group id ``[n]`` (int64) of every row of X ``[n, d]``; rows share an id iff they are identical vectors.
 
     Ids are numbered by first occurrence. ``-0.0`` and ``0.0`` count as equal. Rows are sorted on their first
-    8
-    coordinates; only runs that agree there are compared in full.
+    8 coordinates; only runs that agree there are compared in full.
     """
     Xc = np.ascontiguousarray(X, dtype=np.float64) + 0.0  # turns -0.0 into 0.0
     n, d = Xc.shape
@@ -123,16 +115,15 @@ class DirectProbe:
 
     Parameters
     ----------
-    search: ``"auto"`` (label-partition check, unchecked run, binary search, forward G) or ``"naive"`` (G
-    checking every
-        merge). Both give the same partition.
+    search: ``"auto"`` (label-partition check, unchecked run, galloping + binary search, forward G) or
+        ``"naive"`` (G checking every merge). Both give the same partition.
     duplicate_policy: ``"keep"``, ``"drop"`` or ``"error"`` (module docstring).
-    legacy_forward_loop: reproduce the pre-2022 reference bug (PAPER §6.7): the forward phase stops after as
-    many pops
-        (accepted or rejected) as there were clusters when it started. Only affects ``search="auto"``.
+    legacy_forward_loop: reproduce the pre-2022 reference bug (PAPER §6.7): the forward phase stops after
+        as many pops (accepted or rejected) as there were clusters when it started. Only affects
+        ``search="auto"``.
     progress: show tqdm progress bars.
-    multiclass_max_classes: the multiclass-model certificate is tried in state checks with at most this many
-    clusters.
+    multiclass_max_classes: the multiclass-model certificate is tried in state checks with at most this
+        many clusters.
     blas_threads: BLAS threads during the fit (threadpoolctl; None = leave as is). The work is many small
         matrix products, for which one thread is fastest and robust on a shared machine.
     max_gram_bytes: the forward phase keeps the dot products of every point with every cluster centroid

@@ -1,8 +1,7 @@
 """Linear separability of two finite point sets: cheap certificates in front of an exact LP (HiGHS).
 
 Two finite sets A ``[n_a, d]`` and B ``[n_b, d]`` have disjoint convex hulls iff some hyperplane strictly
-separates them,
-i.e. iff the LP (PAPER §6.3)
+separates them, i.e. iff the LP (PAPER §6.3)
 
     find w in R^d, b in R  with  w·x + b >= 1 (x in A),  w·x + b <= -1 (x in B)
 
@@ -10,38 +9,31 @@ is feasible. Everything here is float64.
 
 Two kinds of answers:
 
-* **separable**: always backed by a hyperplane ``(w, b)`` that was *verified* on every point of both sets with
-  :func:`verify_separation`: ``min_A (w·x + b) > tau`` and ``max_B (w·x + b) < -tau`` where
-  ``tau = SEPARATION_RTOL * (||w|| * max_x ||x|| + |b|)`` and ``SEPARATION_RTOL = 1e-9``. The float64
-  rounding error of
-  ``w·x + b`` is below ``d * 2.2e-16 * (||w|| ||x|| + |b|)``, so for any d < 10^6 the signs are certain. The
-  one exception is
-  the sphere certificate inside the clustering loop (:func:`sphere_gaps`), which is a geometric proof
-  (disjoint balls) with
-  the same relative margin on the ball gap; :func:`sphere_certificate` returns its hyperplane for tests.
-* **overlap**: only ever from an LP that HiGHS declares infeasible (:func:`lp_separate`, status recorded).
+* **separable**: backed by a hyperplane ``(w, b)`` *verified* on every point of both sets
+  (:func:`verify_separation`): ``min_A (w·x + b) > tau`` and ``max_B (w·x + b) < -tau`` with ``tau =
+  SEPARATION_RTOL * (||w|| * max_x ||x|| + |b|)``, ``SEPARATION_RTOL = 1e-9``. The float64 rounding error of
+  ``w·x + b`` is below ``d * 2.2e-16 * (||w|| ||x|| + |b|)``, so for d < 10^6 the signs are certain. Batched
+  variants (in ``_engine``) evaluate the same planes on every point through matrix products, with a margin
+  ``4e-9 * max|x| * (|c_P| + |c_Q|)`` that bounds the error of the two dot products involved. The sphere test
+  (:func:`sphere_gaps`) is a geometric proof (disjoint balls, exact radii) with the same relative margin;
+  :func:`sphere_certificate` returns its plane.
+* **overlap**: only ever from an LP that HiGHS declares infeasible (:func:`lp_separate`, status recorded;
+  other statuses are retried with other HiGHS solvers, see ``LP_ATTEMPTS``).
 
-Certificates (each cheap, each exact when it says "separable"):
+Certificates (each exact when it says "separable"):
 
-``sphere``      balls (centroid, max member distance) are disjoint with a relative gap margin.
-``cached``      a hyperplane that separated a part of a merged cluster from B and still separates the whole.
-``projection``  1-D projection on the centroid difference: ``max_B w·x < min_A w·x`` with ``w = c_A - c_B``.
-``gilbert``     Frank-Wolfe iterations towards the closest points of the two hulls, stopped at the first
-separating
-                direction (verified).
-``affine``      ``n_a + n_b <= d + 1`` affinely independent points (rank checked by SVD): least-squares
-interpolation
-                of the +-1 targets is exact, giving a hyperplane that is then verified.
-``svm``         a few L-BFGS iterations on the squared-hinge linear SVM (warm-started from a given
-hyperplane), verified.
-``multiclass``  a linear model over all clusters (one weight vector per cluster) that classifies every point
-into its own
-                cluster: the pair (i, j) is separated by ``w_i - w_j`` when every point of i and of j is on
-                the right side
-                (checked pair by pair, see :class:`MulticlassCertificate`).
-``lp``          the exact LP, solved on centred and scaled data (an affine change of variables that leaves
-separability
-                unchanged); a feasible answer is mapped back and verified like every other hyperplane.
+``sphere``      balls (centroid, largest member distance) are disjoint, with a relative gap margin.
+``cached``      a plane that separated one part of a merged cluster from B, re-checked on the new points.
+``projection``  the centroid difference ``w = c_A - c_B`` as normal, with the best threshold.
+``gilbert``     Frank-Wolfe (Gilbert) steps towards the closest points of the two hulls, stopped at the first
+                separating direction.
+``affine``      ``n_a + n_b <= d + 1`` affinely independent points: the minimum-norm interpolation of the +-1
+                targets (Cover's case).
+``svm``         a few L-BFGS iterations of a squared-hinge linear SVM.
+``multiclass``  one linear score per cluster (multinomial logistic regression on all points): the pair (i, j)
+                is separated by ``w_i - w_j`` when every point of i and j is on the right side.
+``lp``          the exact LP, solved on centred and scaled data (an affine map, which leaves separability
+                unchanged); a feasible answer is mapped back and verified like every other plane.
 """
 
 from __future__ import annotations
@@ -56,8 +48,8 @@ SEPARATION_RTOL = 1e-9
 """Relative margin a verified hyperplane must clear (see module docstring)."""
 
 SPHERE_RTOL = 1e-9
-"""Relative margin of the sphere certificate: ``|c_a - c_b| - r_a - r_b > SPHERE_RTOL * (|c_a - c_b| + r_a +
-r_b)``."""
+"""Relative margin of the sphere test: ``|c_a - c_b| - r_a - r_b > SPHERE_RTOL * (|c_a - c_b| + r_a + r_b)``.
+"""
 
 CERTIFICATES = ("duplicate", "sphere", "cached", "projection", "affine", "gilbert", "svm", "multiclass", "lp")
 
@@ -235,9 +227,8 @@ def projection_certificate(
 def affine_certificate(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, float] | None:
     """Cover's case: ``n_a + n_b <= d + 1`` affinely independent points are separable under any labelling.
 
-    Solves the interpolation ``[X, 1] v = t`` (t = +1 on A, -1 on B) by its minimum-norm solution
-    ``v = Z^T (Z Z^T)^{-1} t`` (Cholesky of the ``n x n`` Gram matrix of the centred, scaled points); it
-    exists iff the
+    Solves the interpolation ``[X, 1] v = t`` (t = +1 on A, -1 on B) by its minimum-norm solution ``v = Z^T (Z
+    Z^T)^{-1} t`` (Cholesky of the ``n x n`` Gram matrix of the centred, scaled points); it exists iff the
     points are affinely independent. Whatever the conditioning, the plane only counts after verification on
     every point.
     """
@@ -288,8 +279,7 @@ def svm_certificate(
     d]``.
 
     Warm-started from ``init = (w, b)`` (in the original coordinates) when given, else from the centroid
-    difference.
-    The resulting hyperplane counts only if :func:`verify_separation` accepts it.
+    difference. The resulting hyperplane counts only if :func:`verify_separation` accepts it.
     """
     t0 = time.perf_counter()
     A = _as64(A)
@@ -364,12 +354,10 @@ def lp_separate(A: np.ndarray, B: np.ndarray, stats: SeparabilityStats | None = 
     """Solve the PAPER §6.3 feasibility LP for A ``[n_a, d]`` vs B ``[n_b, d]`` with HiGHS
     (``scipy.optimize.linprog``).
 
-    Variables ``v = (w', b')`` on the centred and scaled data (affine invariance); constraints ``-(x'·w' +
-    b') <= -1`` on A
-    and ``x'·w' + b' <= -1`` on B; zero objective; HiGHS default tolerances. Status 0 (optimal) = separable;
-    the hyperplane
-    is mapped back to the original coordinates and verified in float64 (``verified``). Status 2 (infeasible)
-    = overlap.
+    Variables ``v = (w', b')`` on the centred and scaled data (affine invariance); constraints ``-(x'·w' + b')
+    <= -1`` on A and ``x'·w' + b' <= -1`` on B; zero objective; HiGHS default tolerances. Status 0 (optimal) =
+    separable; the hyperplane is mapped back to the original coordinates and verified in float64
+    (``verified``). Status 2 (infeasible) = overlap.
     """
     t0 = time.perf_counter()
     A = _as64(A)
@@ -436,13 +424,11 @@ class MulticlassCertificate:
     classes.
 
     The pair (i, j) is certified when ``(w_i - w_j)·x + (b_i - b_j) > tau`` for every x in cluster i and ``<
-    -tau`` for every
-    x in cluster j (tau as in :func:`verify_separation`). Fitting: multinomial logistic regression (no
-    penalty; float32;
-    L-BFGS from zero) on PCA-whitened data (an affine map, so separability is unchanged and conditioning is
-    good); it stops
-    as soon as every point is classified into its own cluster with a clear margin. The fit is only a proposal:
-    certification is the float64 check of :meth:`pair_min_margins` in the original coordinates.
+    -tau`` for every x in cluster j (tau as in :func:`verify_separation`). Fitting: multinomial logistic
+    regression (no penalty; float32; L-BFGS from zero) on PCA-whitened data (an affine map, so separability is
+    unchanged and conditioning is good); it stops as soon as every point is classified into its own cluster
+    with a clear margin. The fit is only a proposal: certification is the float64 check of
+    :meth:`pair_min_margins` in the original coordinates.
     """
 
     def __init__(self, max_iter: int = 200, check_every: int = 5) -> None:
