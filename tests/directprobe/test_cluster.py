@@ -197,3 +197,50 @@ def test_bad_input() -> None:
         DirectProbe(progress=False).fit(np.array([[np.nan, 0.0]]), np.array([0]))
     with pytest.raises(ValueError):
         DirectProbe(search="fast")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("seed", "n", "rounded"), [(0, 60, False), (1, 60, True), (2, 1300, False)])
+def test_unchecked_order_is_exact_centroid_linkage(seed: int, n: int, rounded: bool) -> None:
+    """The per-label queue pops pairs in exact (dist2, min index, min index) order, also after compaction.
+
+    float32-representable inputs (like encoder outputs) make every centroid sum exact, so the keys match bit
+    for bit.
+    """
+    from tuneprobe.directprobe._agglo import LabelQueue
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4)).astype(np.float32).astype(np.float64)
+    if rounded:
+        X = np.round(X)  # many exact ties and duplicates
+    q = LabelQueue(X, np.arange(n))
+    got = []
+    while (h := q.head()) is not None:
+        got.append((h[0], int(q.idx[h[1]]), int(q.idx[h[2]])))
+        q.merge(h[1], h[2])
+    assert len(got) == n - 1
+    if n > 100:
+        return  # compaction exercised; the brute force below is O(n^3)
+    clusters = [[i] for i in range(n)]
+    for key in got:
+        best = None
+        for a in range(len(clusters)):
+            for b in range(a + 1, len(clusters)):
+                ca = X[clusters[a]].sum(axis=0) / len(clusters[a])
+                cb = X[clusters[b]].sum(axis=0) / len(clusters[b])
+                lo, hi = sorted((min(clusters[a]), min(clusters[b])))
+                k = (float(np.sum((ca - cb) ** 2)), lo, hi)
+                if best is None or k < best[0]:
+                    best = (k, a, b)
+        assert best is not None and best[0] == key
+        _, a, b = best
+        clusters = [c for u, c in enumerate(clusters) if u not in (a, b)] + [clusters[a] + clusters[b]]
+
+
+def test_duplicate_groups_and_replay() -> None:
+    from tuneprobe.directprobe.cluster import find_duplicate_groups, replay
+
+    X = np.array([[1.0, 2.0], [0.0, -0.0], [1.0, 2.0], [0.0, 0.0], [1.0, 3.0]])
+    np.testing.assert_array_equal(find_duplicate_groups(X), [0, 1, 0, 1, 2])
+    root = replay(5, np.array([0, 1, 0]), np.array([2, 3, 1]), 2)
+    np.testing.assert_array_equal(root, [0, 1, 0, 1, 4])
+    np.testing.assert_array_equal(replay(5, np.array([0, 1, 0]), np.array([2, 3, 1]), 3), [0, 0, 0, 0, 4])
