@@ -170,6 +170,14 @@ def _as_points(a: np.ndarray, name: str, ndim: int = 2) -> np.ndarray:
     return arr
 
 
+def _raw32(*arrays: object) -> np.ndarray | None:
+    """The rows of ``arrays`` stacked as float32 ``[n, d]`` when every one is a float32 array (exact values
+    for the kernel's scans), else None."""
+    if not all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays):
+        return None
+    return np.concatenate([np.atleast_2d(a) for a in arrays])  # type: ignore[arg-type]
+
+
 def _default_atol(Xc: np.ndarray, atol: float | None) -> float:
     if atol is not None:
         return float(atol)
@@ -190,6 +198,7 @@ def hull_distance(
 
     See the module docstring for the algorithm and the meaning of ``rtol``/``atol``.
     """
+    A_in, B_in = A, B
     A = _as_points(A, "A")
     B = _as_points(B, "B")
     if A.shape[1] != B.shape[1]:
@@ -198,6 +207,7 @@ def hull_distance(
     Xc = np.concatenate([A, B]) - mu
     tol = _default_atol(Xc, atol)
     x0 = (Xc[: A.shape[0]].mean(0) - Xc[A.shape[0] :].mean(0))[None]
+    raw = _raw32(A_in, B_in)
     res = _run_pairs(
         Xc,
         np.array([0, A.shape[0]]),
@@ -214,6 +224,7 @@ def hull_distance(
         device=None,
         progress=None,
         keep_corral=True,
+        raw32=raw,
     )
     assert res.corral_rows is not None and res.corral_signs is not None and res.corral_weights is not None
     rows, signs, wts = res.corral_rows[0], res.corral_signs[0], res.corral_weights[0]
@@ -305,6 +316,7 @@ def cluster_distances(
     iu, ju = iu[keep], ju[keep]
     tol = _default_atol(Xs, atol)
     cent = np.add.reduceat(Xs, starts, axis=0) / sizes[:, None] if K else np.zeros((0, Xs.shape[1]))
+    raw = _raw32(X)
     res = _run_pairs(
         Xs,
         starts,
@@ -320,6 +332,7 @@ def cluster_distances(
         backend=backend,
         device=device,
         progress=progress,
+        raw32=None if raw is None else raw[order],
     )
     out = PairDistances(
         distance=np.full((K, K), np.nan),
@@ -394,6 +407,7 @@ def point_hull_distance_details(
     ti, ci = np.nonzero(mask)
     tol = _default_atol(Xs, atol)
     cent = np.add.reduceat(Xs[:n], starts, axis=0) / sizes[:, None] if K else np.zeros((0, Xs.shape[1]))
+    raw = _raw32(X, P) if m else None
     res = _run_pairs(
         Xs,
         starts_all,
@@ -414,6 +428,7 @@ def point_hull_distance_details(
         if not nearest_only
         else (np.full(m, np.inf) if nearest_upper is None else np.array(nearest_upper, dtype=np.float64)),
         point_pairs=True,
+        raw32=None if raw is None else np.concatenate([raw[: Xf.shape[0]][order], raw[Xf.shape[0] :]]),
     )
     out = PairDistances(
         distance=np.full((m, K), np.nan),
@@ -493,6 +508,7 @@ def _run_pairs(
     group_ub: np.ndarray | None = None,
     keep_corral: bool = False,
     point_pairs: bool = False,
+    raw32: np.ndarray | None = None,
 ) -> _SolveResult:
     """Minimum-norm point of ``conv(block pa[p]) - conv(block pb[p])`` for every pair p (module docstring).
 
@@ -503,6 +519,8 @@ def _run_pairs(
     ``group_ub * (1 + rtol / (1 - rtol)) + atol`` cannot be (tied with) the nearest of its group: it is
     abandoned and reported with distance NaN (its lower bound is kept). Pairs of a group run one after the
     other, smallest start distance first; groups run in parallel (numba threads).
+    raw32: optional float32 ``[N, d]``: the rows of ``Xs`` before centring, exactly (float32 input); the
+    kernel's d-space scans read it (half the memory traffic).
     point_pairs: every B block is one point (point-to-hull). With at least 3 pairs per point on average,
     clusters with many pairs use Gram mode: their Gram blocks ``X_c X_c^T`` and the points' inner products
     with the training rows are computed once with BLAS, so a scan costs O(n_c x corral) instead of
@@ -520,6 +538,9 @@ def _run_pairs(
 
     P = pa.shape[0]
     X = np.ascontiguousarray(Xs, dtype=np.float64)
+    X32 = np.zeros((0, X.shape[1]), np.float32) if raw32 is None else np.ascontiguousarray(raw32, np.float32)
+    if X32.shape[0] and X32.shape != X.shape:
+        raise ValueError(f"raw32 has shape {X32.shape}, expected {X.shape}")
     starts = np.asarray(starts, dtype=np.int64)
     sizes = np.asarray(sizes, dtype=np.int64)
     x0 = np.ascontiguousarray(x0, dtype=np.float64)
@@ -592,6 +613,7 @@ def _run_pairs(
             ps = slice(p0 + q0, p0 + q1)
             f, i, ci, cw = solve_pairs(
                 X,
+                X32,
                 starts[A_s[ps]],
                 sizes[A_s[ps]],
                 starts[B_s[ps]],
