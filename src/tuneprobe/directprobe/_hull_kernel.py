@@ -293,6 +293,13 @@ def _solve_pair(
     out_i: np.ndarray,
     c_idx: np.ndarray,
     c_w: np.ndarray,
+    R: np.ndarray,
+    idx: np.ndarray,
+    ca: np.ndarray,
+    fw: np.ndarray,
+    x: np.ndarray,
+    sc: np.ndarray,
+    in_c: np.ndarray,
 ) -> None:
     """Solve one pair. ``ub_ref[g]`` (inf when unused) is the group's best upper bound: the pair is abandoned
     when its lower bound exceeds ``ub_ref[g] * (1 + rtol / (1 - rtol)) + atol`` (and updated with every UB).
@@ -310,26 +317,23 @@ def _solve_pair(
     out_f float64 ``[4]``: distance (NaN when abandoned), lower, gap, ||x||; out_i int64 ``[8]``: converged,
     overlap, iterations, corral size, points added, points dropped, minor steps. c_idx/c_w (length >= corral
     size, or 0 to skip): local corral indices (``< na``: row ``sa + i`` of A, else row ``sb + i - na`` of B)
-    and weights.
+    and weights. Workspace (reused across pairs, sizes at least those needed): R ``[M, M]``, idx and ca
+    int64 ``[M]``, fw float64 ``[5, M]``, x ``[d]``, sc ``[na + nb]``, in_c bool ``[na + nb]``, with
+    ``M = min(na + nb, d + 2)``.
     """
     d = X.shape[1]
     mmax = min(na + nb, d + 2)
-    R = np.empty((mmax, mmax))
-    idx = np.empty(mmax, dtype=np.int64)
-    w = np.empty(mmax)
-    v = np.empty(mmax)
-    ua = np.empty(mmax)
-    ub = np.empty(mmax)
-    ca = np.empty(mmax, dtype=np.int64)
-    cw = np.empty(mmax)
-    x = np.empty(d)
-    sc = np.empty(na + nb)
+    w = fw[0]
+    v = fw[1]
+    ua = fw[2]
+    ub = fw[3]
+    cw = fw[4]
+    in_c[: na + nb] = False
     kk = max(1, min(k_add, 16))
     bav = np.empty(kk)
     bai = np.empty(kk, dtype=np.int64)
     bbv = np.empty(kk)
     bbi = np.empty(kk, dtype=np.int64)
-    in_c = np.zeros(na + nb, dtype=np.bool_)
     ridge = _RIDGE * cc
     slack = rtol / (1.0 - rtol)
     gm = gm0 and nb == 1
@@ -553,6 +557,18 @@ def solve_pairs(
     c_idx = np.full((P, keep), -1, dtype=np.int64)
     c_w = np.zeros((P, keep))
     G = group_ptr.shape[0] - 1
+    d = X.shape[1]
+    nmax = 1
+    for p in range(P):
+        nmax = max(nmax, na[p] + nb[p])
+    M = min(nmax, d + 2)
+    R = np.empty((M, M))
+    idx = np.empty(M, dtype=np.int64)
+    ca = np.empty(M, dtype=np.int64)
+    fw = np.empty((5, M))
+    x = np.empty(d)
+    sc = np.empty(nmax)
+    in_c = np.zeros(nmax, dtype=np.bool_)
     for g in range(G):
         for p in range(group_ptr[g], group_ptr[g + 1]):
             _solve_pair(
@@ -579,5 +595,12 @@ def solve_pairs(
                 out_i[p],
                 c_idx[p],
                 c_w[p],
+                R,
+                idx,
+                ca,
+                fw,
+                x,
+                sc,
+                in_c,
             )
     return out_f, out_i, c_idx, c_w

@@ -172,7 +172,9 @@ def nearest_hull_predict(
         mask1 = np.zeros((m, K), dtype=bool)
         mask1[np.arange(m), first] = True
         common = {"rtol": rtol, "atol": atol, "max_iter": max_iter, "backend": backend, "device": device}
-        res1 = point_hull_distance_details(Xte, Xtr, clustering, clusters=mask1, progress=progress, **common)
+        res1 = point_hull_distance_details(
+            X_test, X_train, clustering, clusters=mask1, progress=progress, **common
+        )
         d1 = res1.distance[np.arange(m), first]
         if cluster_distances is not None:
             # triangle inequality through the closest point q of cluster first[t]: d(p, C) >= D(first, C) - d1
@@ -182,8 +184,8 @@ def nearest_hull_predict(
         # certified lower bound exceeds the best distance found for its point
         mask = (lower <= (d1 * (1.0 + slack) + atol)[:, None]) & ~mask1
         res = point_hull_distance_details(
-            Xte,
-            Xtr,
+            X_test,  # as given: float32 rows are scanned exactly by the kernel
+            X_train,
             clustering,
             clusters=mask,
             progress=progress,
