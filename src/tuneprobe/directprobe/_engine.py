@@ -332,43 +332,52 @@ class Engine:
         own = np.einsum("ij,ij->i", X, C[cid])
         cn = np.sqrt(np.einsum("ij,ij->i", C, C))
         xmax = self.oracle.xmax
-        # D1[p, Q] = min_{x in P} (own[x] - x·c_Q) for new P; D2[Q, p] = min_{x in Q} (own[x] - x·c_P)
+        # D1[p, Q] = min_{x in P} (own[x] - x·c_Q) for new P; D2[Q, p] = min_{x in Q} (own[x] - x·c_P);
+        # new clusters are processed in chunks so that memory stays O(n d + chunk K)
         isnew = np.zeros(K, dtype=bool)
         isnew[new] = True
-        rows_new = order[
-            np.repeat(isnew, sizes)
-        ]  # rows of the new clusters, grouped by cluster (ascending id)
-        nstarts = np.r_[0, np.cumsum(sizes[new])[:-1]]
-        D1 = np.empty((new.size, K))
-        blk = max(1, _BLOCK_BYTES // (8 * max(rows_new.size, 1)))
-        Xn, own_n = X[rows_new], own[rows_new]
-        for s in range(0, K, blk):
-            G = Xn @ C[s : s + blk].T
-            np.subtract(own_n[:, None], G, out=G)
-            D1[:, s : s + blk] = _segment_min(G, nstarts)
-        D2 = np.empty((K, new.size))
-        blk = max(1, _BLOCK_BYTES // (8 * n))
         Xo, own_o = X[order], own[order]
-        for s in range(0, new.size, blk):
-            G = Xo @ C[new[s : s + blk]].T
-            np.subtract(own_o[:, None], G, out=G)
-            D2[:, s : s + blk] = _segment_min(G, starts)
-        S = D1 + D2.T  # [n_new, K]
-        tau = 2 * SEPARATION_RTOL * 4 * xmax * (cn[new][:, None] + cn[None, :])
-        cand = (tau >= S) & (lab[new][:, None] != lab[None, :])
-        # a pair of new clusters appears twice: keep (p, q) with p < q
-        cand &= ~(isnew[None, :] & (np.arange(K)[None, :] <= new[:, None]))
-        tol = (single[new][:, None] == single[None, :]) & (single[new][:, None] >= 0)
+        cum = np.r_[0, np.cumsum(sizes)]
         st = self.oracle.stats.answered
-        once = ~(isnew[None, :] & (np.arange(K)[None, :] <= new[:, None]))
-        diff_pairs = int(((lab[new][:, None] != lab[None, :]) & once).sum())
-        n_tol = int((cand & tol).sum())
-        cand &= ~tol
-        pi, Pj = np.nonzero(cand)
-        Pi = new[pi]
-        st["projection"] += diff_pairs - n_tol - int(Pi.size)
-        st["duplicate"] += n_tol
-        score = S[pi, Pj] / np.maximum(np.sqrt(((C[Pi] - C[Pj]) ** 2).sum(axis=1)), 1e-300)
+        chunk = max(1, min(new.size, _BLOCK_BYTES // (8 * max(K, n))))
+        Pi_l, Pj_l, sc_l = [], [], []
+        ar = np.arange(K)
+        for c0 in range(0, new.size, chunk):
+            nw = new[c0 : c0 + chunk]
+            rows_new = np.concatenate([order[cum[k] : cum[k + 1]] for k in nw.tolist()])
+            nstarts = np.r_[0, np.cumsum(sizes[nw])[:-1]]
+            D1 = np.empty((nw.size, K))
+            blk = max(1, _BLOCK_BYTES // (8 * max(rows_new.size, 1)))
+            Xn, own_n = X[rows_new], own[rows_new]
+            for s in range(0, K, blk):
+                G = Xn @ C[s : s + blk].T
+                np.subtract(own_n[:, None], G, out=G)
+                D1[:, s : s + blk] = _segment_min(G, nstarts)
+            D2 = np.empty((K, nw.size))
+            blk = max(1, _BLOCK_BYTES // (8 * n))
+            for s in range(0, nw.size, blk):
+                G = Xo @ C[nw[s : s + blk]].T
+                np.subtract(own_o[:, None], G, out=G)
+                D2[:, s : s + blk] = _segment_min(G, starts)
+            S = D1 + D2.T  # [chunk, K]
+            del D1, D2
+            tau = 2 * SEPARATION_RTOL * 4 * xmax * (cn[nw][:, None] + cn[None, :])
+            diff = lab[nw][:, None] != lab[None, :]
+            once = ~(isnew[None, :] & (ar[None, :] <= nw[:, None]))  # a pair of new clusters counts once
+            diff &= once
+            cand = (tau >= S) & diff
+            tol = (single[nw][:, None] == single[None, :]) & (single[nw][:, None] >= 0)
+            n_tol = int((cand & tol).sum())
+            cand &= ~tol
+            pi, pj = np.nonzero(cand)
+            st["projection"] += int(diff.sum()) - n_tol - int(pi.size)
+            st["duplicate"] += n_tol
+            Pi_l.append(nw[pi])
+            Pj_l.append(pj)
+            sc_l.append(S[pi, pj])
+        Pi = np.concatenate(Pi_l)
+        Pj = np.concatenate(Pj_l)
+        score = np.concatenate(sc_l) / np.maximum(np.sqrt(((C[Pi] - C[Pj]) ** 2).sum(axis=1)), 1e-300)
         self._tick("state_projection", t0)
         if Pi.size == 0:
             return True
