@@ -17,7 +17,7 @@ to ``add_per_side`` per side, skipping points affinely dependent on the corral).
 equality-constrained problem on the corral exactly (one sum-to-one row per side) from a Cholesky factor of the
 corral's augmented Gram matrix that is updated in O(m^2) per added or dropped point, and, when some weights
 come out non-positive, step back to the boundary and drop the points that reach weight 0 (Wolfe 1976). The
-solver is compiled with numba (``_hull_kernel.py``, ``cache=True``); pairs run in parallel threads.
+solver is compiled with numba (``_hull_kernel.py``, ``cache=True``); batches of pairs run in threads.
 
 Stopping bound (certificate)
 For the current ``x`` (attained by the two certificate points ``a = A^T alpha`` and ``b = B^T beta``) let
@@ -38,12 +38,17 @@ to ``1e-9 x`` the data scale (the largest distance of a point from the data mean
 ``UB`` and ``converged = False``; its ``lower`` bound is still valid.
 
 Everything is computed in float64 on data centred at the global mean (distances are translation invariant).
-The data are never scaled or standardised.
+The data are never scaled or standardised. (With float32 input, the scans read the exact float32 values
+uncentred; the common shift cancels in ``m(x)``.)
 
-Performance notes. Each pair is solved independently by the compiled kernel (no padding, no chunking); the
-first call in a fresh environment compiles the kernel (cached on disk afterwards). ``nearest_only``
-(point-to-hull) solves the pairs of one point one after the other, most promising first, and abandons a pair
-as soon as its certified lower bound shows it cannot be the nearest hull of its point.
+Performance notes. Each pair is solved independently by the compiled kernel (no padding, no chunking);
+batches of pairs are split between threads (the kernel releases the GIL); results do not depend on the
+split. The first call in a fresh environment compiles the kernel (about 15-20 s of CPU, once; cached on disk
+afterwards, ~0.5 s to load). Point-to-hull batches with several clusters per point use Gram mode (the
+clusters' Gram blocks and the points' inner products with the training rows are computed once with BLAS, so
+a scan costs O(n_c x corral) instead of O(n_c x d)). ``nearest_only`` (point-to-hull) solves the pairs of one
+point one after the other, most promising first, and abandons a pair as soon as its certified lower bound
+shows it cannot be the nearest hull of its point.
 """
 
 from __future__ import annotations
