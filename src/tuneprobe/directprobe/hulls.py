@@ -53,6 +53,7 @@ shows it cannot be the nearest hull of its point.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -458,6 +459,16 @@ def point_hull_distances(
     return point_hull_distance_details(P, X, clustering, **kwargs).distance  # type: ignore[arg-type]
 
 
+def _single_thread_blas() -> contextlib.AbstractContextManager[object]:
+    """Limit BLAS to one thread: many small products (Gram blocks), which multi-threaded BLAS slows down
+    badly on a loaded machine."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _n_threads(work: int, n_groups: int) -> int:
     """Threads for the kernel: one per CPU (at most 8) when there is enough work to pay for them."""
     if work < 200_000 or n_groups < 16:
@@ -574,7 +585,8 @@ def _run_pairs(
     goff = np.full(P, -1, dtype=np.int64)
     gram = np.zeros(1)
     if point_pairs and 3 * np.unique(pb).size <= P:
-        gram, goff = _gram_blocks(X, starts, sizes, A_s)
+        with _single_thread_blas():
+            gram, goff = _gram_blocks(X, starts, sizes, A_s)
     n_groups = gptr.shape[0] - 1
     gram_group = np.zeros(n_groups, dtype=bool)
     if n_groups:
@@ -592,7 +604,8 @@ def _run_pairs(
         if gsel.size:
             prow_pts, inv_pts = np.unique(starts[B_s[sl][gsel]], return_inverse=True)
             Pt = X[prow_pts]
-            px = Pt @ X.T  # [m_chunk, N]
+            with _single_thread_blas():
+                px = Pt @ X.T  # [m_chunk, N]
             prow[gsel] = inv_pts
             pp[gsel] = np.einsum("md,md->m", Pt, Pt)[inv_pts]
         # groups split between threads (the kernel releases the GIL), balanced by points scanned
