@@ -252,8 +252,8 @@ def test_degenerate_point_sets_vs_qp() -> None:
     r = hull_distance(A, B)
     assert r.distance == pytest.approx(1.0, rel=1e-4) and r.converged
     # many more points than dimensions + 1 (corral limited by affine independence)
-    A = rng.normal(size=(200, 2))
-    B = rng.normal(size=(150, 2)) + np.r_[6.0, 1.0]
+    A = rng.normal(size=(60, 2))
+    B = rng.normal(size=(45, 2)) + np.r_[6.0, 1.0]
     _certified(hull_distance(A, B), qp_distance(A, B))
     # single points on both sides
     r = hull_distance(np.array([[1.0, 2.0, 3.0]]), np.array([[1.0, 2.0, 5.0]]))
@@ -287,7 +287,7 @@ def test_gram_mode_point_hull_matches_single_pairs_and_qp() -> None:
                 continue
             assert abs(det.distance[t, c] - single.distance) <= 1e-4 * single.distance
             assert det.lower[t, c] <= single.distance * (1 + 1e-9)
-            if t < 3:
+            if t < 2 and c < 3:
                 q = qp_distance(C, P[t][None])
                 assert abs(det.distance[t, c] - q) <= 1e-4 * q
     assert det.overlap[8, 0] and det.overlap[9, 1] and det.overlap[10, 2]
