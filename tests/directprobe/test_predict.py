@@ -74,3 +74,22 @@ def test_intra_accuracy_unseen_labels_are_errors() -> None:
     assert intra_accuracy(np.array([0, 1, 1, 2]), np.array([0, 1, -1, 1])) == pytest.approx(0.5)
     with pytest.raises(ValueError):
         intra_accuracy(np.array([0]), np.array([0, 1]))
+
+
+def test_float32_input_and_cluster_distances_give_the_same_prediction() -> None:
+    # many clusters per point: the Gram-mode solver path; float32 input: the exact float32 scans
+    from tuneprobe.directprobe.hulls import cluster_distance_matrix
+
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(12, 8)) * 2.5
+    X = np.concatenate([c + rng.normal(size=(20, 8)) for c in centres]).astype(np.float32)
+    cl = clustering(np.repeat(np.arange(12), 20), list(range(12)))
+    P = np.concatenate([c + rng.normal(size=(5, 8)) * 1.2 for c in centres]).astype(np.float32)
+    ref = nearest_hull_predict(X.astype(np.float64), cl, P.astype(np.float64), prune=False)
+    a = nearest_hull_predict(X, cl, P)
+    b = nearest_hull_predict(X, cl, P, cluster_distances=cluster_distance_matrix(X, cl))
+    for r in (a, b):
+        np.testing.assert_array_equal(r.clusters, ref.clusters)
+        np.testing.assert_allclose(r.distance, ref.distance, rtol=1e-4, atol=1e-12)
+        assert r.n_unconverged == 0
+    assert b.n_solved <= a.n_solved < ref.n_solved
