@@ -310,7 +310,7 @@ def cluster_distances(
     X: ``[n, d]`` the points the clustering was fitted on (any float dtype; computed in float64).
     Computes every pair of clusters with different labels (and same-label pairs when ``same_label``).
     Returns :class:`PairDistances` with ``[K, K]`` symmetric arrays; the diagonal is 0 and pairs not computed
-    are NaN. ``chunk_pairs`` bounds the pairs solved together (memory ~ chunk x corral size x d x 8 bytes).
+    are NaN. ``chunk_pairs`` is accepted for compatibility and ignored (the compiled solver needs no chunks).
     """
     Xf = _as_points(X, "X")
     order, starts, sizes, mu = _sorted_blocks(Xf, clustering)
