@@ -1044,6 +1044,17 @@ def _s(x: float | None) -> str:
     return "-" if x is None else (f"{x:,.1f} s" if x >= 10 else f"{x:.3f} s")
 
 
+def _peak(side: dict[str, Any] | None, key: str) -> float | None:
+    """A side's peak memory. The per-phase VmHWM resets (/proc/self/clear_refs) also reset the counter that
+    wait4 reports, so the largest process's peak is the max of wait4's value and the per-phase peaks."""
+    if not side or "run" not in side:
+        return None
+    v = side["run"].get(key)
+    if key == "maxrss_bytes":
+        v = max([v or 0, *[int(x) for x in side.get("hwm_bytes", {}).values()]])
+    return v
+
+
 def _ratio(x: float) -> str:
     return f"{x:,.0f}x" if x >= 10 else f"{x:.2f}x"
 
@@ -1083,8 +1094,7 @@ def summarize(results: dict[str, Any]) -> str:
             ("peak RSS, largest process", "maxrss_bytes"),
             ("peak PSS, whole process tree", "tree_pss_peak_bytes"),
         ):
-            vr = ref["run"][key] if ref and "run" in ref else None
-            vo = ours["run"][key] if ours and "run" in ours else None
+            vr, vo = _peak(ref, key), _peak(ours, key)
             lines.append(f"| {name} | {_mb(vr)} | {_mb(vo)} | | |")
         for side_name, side in (("reference", ref), ("ours", ours)):
             if side is None:
@@ -1342,7 +1352,7 @@ def _print_side(name: str, side: dict[str, Any]) -> None:
     t = side.get("timings_s", {})
     msg = ", ".join(f"{k} {v:.3f} s" for k, v in t.items())
     print(
-        f"    {name}: {msg}; peak RSS {_mb(side['run']['maxrss_bytes'])}, "
+        f"    {name}: {msg}; peak RSS {_mb(_peak(side, 'maxrss_bytes'))}, "
         f"tree PSS {_mb(side['run']['tree_pss_peak_bytes'])}"
         + (f"; FAILED {side['failed']}" if "failed" in side else "")
         + (f"; TIMED OUT in {side['timed_out_in']}" if side.get("timed_out_in") else ""),
