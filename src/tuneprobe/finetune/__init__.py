@@ -11,8 +11,7 @@ imported lazily, so ``import tuneprobe.finetune`` (e.g. by the CLI) does not loa
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from tuneprobe._lazy import lazy_exports
 
 _EXPORTS = {
     "FinetuneConfig": "tuneprobe.finetune.config",
@@ -31,8 +30,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'tuneprobe.finetune' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -7,36 +7,32 @@
   refits, mean and population std of test accuracy. By default each fit uses the random numbers of
   ``MLPClassifier(random_state=seed)`` and follows its trajectory.
 - :func:`probe_representations`: the same on :class:`~tuneprobe.store.Representations`, returning tidy rows.
+
+
+Names are imported lazily, so ``import tuneprobe.probes`` (e.g. by the CLI) does not load torch.
 """
 
-from tuneprobe.probes._train import FittedNet, NetConfig, TrainSettings, train_nets
-from tuneprobe.probes.estimators import LinearProbe, MLPProbe
-from tuneprobe.probes.search import (
-    PAPER_ALPHAS,
-    PAPER_HIDDEN_SIZES,
-    PAPER_SEEDS,
-    GridPoint,
-    ProbeSearch,
-    ProbeSearchResult,
-    probe_representations,
-    probe_search,
-    stratified_holdout,
-)
+from __future__ import annotations
 
-__all__ = [
-    "PAPER_ALPHAS",
-    "PAPER_HIDDEN_SIZES",
-    "PAPER_SEEDS",
-    "FittedNet",
-    "GridPoint",
-    "LinearProbe",
-    "MLPProbe",
-    "NetConfig",
-    "ProbeSearch",
-    "ProbeSearchResult",
-    "TrainSettings",
-    "probe_representations",
-    "probe_search",
-    "stratified_holdout",
-    "train_nets",
-]
+from tuneprobe._lazy import lazy_exports
+
+_EXPORTS = {
+    "FittedNet": "tuneprobe.probes._train",
+    "NetConfig": "tuneprobe.probes._train",
+    "TrainSettings": "tuneprobe.probes._train",
+    "train_nets": "tuneprobe.probes._train",
+    "LinearProbe": "tuneprobe.probes.estimators",
+    "MLPProbe": "tuneprobe.probes.estimators",
+    "PAPER_ALPHAS": "tuneprobe.probes.search",
+    "PAPER_HIDDEN_SIZES": "tuneprobe.probes.search",
+    "PAPER_SEEDS": "tuneprobe.probes.search",
+    "GridPoint": "tuneprobe.probes.search",
+    "ProbeSearch": "tuneprobe.probes.search",
+    "ProbeSearchResult": "tuneprobe.probes.search",
+    "probe_representations": "tuneprobe.probes.search",
+    "probe_search": "tuneprobe.probes.search",
+    "stratified_holdout": "tuneprobe.probes.search",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
