@@ -1,6 +1,6 @@
 """tuneprobe: how does fine-tuning change the representation space of a pre-trained encoder?
 
-Pipeline (data flows one way): tasks -> encoders -> store -> probes / directprobe / geometry -> results -> report.
+Pipeline (data flows one way): tasks -> encoders -> store -> probes / directprobe / geometry -> report.
 """
 
 __version__ = "0.1.0"

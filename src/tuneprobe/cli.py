@@ -1,7 +1,7 @@
 """The ``tuneprobe`` command line.
 
-Each pipeline stage owns its commands in ``tuneprobe/<stage>/commands.py`` and exposes ``register(app)``; this file
-only assembles them and turns ``TuneprobeError`` into a one-line message with exit code 2.
+Each pipeline stage owns its commands in ``tuneprobe/<stage>/commands.py`` and exposes ``register(app)``;
+this file only assembles them and turns ``TuneprobeError`` into a one-line message with exit code 2.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# stage modules with a ``register(app: typer.Typer) -> None``; missing ones are skipped (stages land one by one)
+# stage modules with a ``register(app: typer.Typer) -> None``; a stage not installed yet is skipped
 _STAGES = (
     "tuneprobe.tasks.commands",
     "tuneprobe.encoders.commands",

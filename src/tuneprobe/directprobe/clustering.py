@@ -16,7 +16,7 @@ class Clustering:
     cluster_labels: int64 ``[K]``, the label id of each cluster.
     n_labels: number of distinct labels in ``y``.
     label_names: optional names for label ids 0..n_labels-1.
-    stats: counters and timings of the fit (LP calls, certificates used, seconds per phase, duplicates found...).
+    stats: counters and timings of the fit (LP calls, certificates used, seconds per phase, duplicates).
     """
 
     assignment: np.ndarray

@@ -27,7 +27,7 @@ class Representations:
     meta: dict[str, object] = field(default_factory=dict)
 
     def layer(self, layer: int) -> np.ndarray:
-        """float32 ``[n_examples, dim]`` matrix of hidden-state index ``layer`` (negative counts from the end)."""
+        """float32 ``[n_examples, dim]`` matrix of hidden-state index ``layer`` (negative: from the end)."""
         if layer < 0:
             layer = self.layers[layer]
         try:
