@@ -34,7 +34,6 @@ import csv
 import io
 import json
 import math
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,7 +41,7 @@ import numpy as np
 import typer
 
 from tuneprobe.directprobe.clustering import Clustering
-from tuneprobe.errors import DataFormatError, DataNotFoundError, TuneprobeError, UnknownNameError
+from tuneprobe.errors import DataFormatError, DataNotFoundError, UnknownNameError
 
 __all__ = ["register", "run_directprobe", "read_points", "read_labels"]
 
@@ -156,42 +155,19 @@ def _fit_clustering(
     legacy_forward_loop: bool,
     progress: bool,
 ) -> Clustering:
-    """``DirectProbe(...).fit`` (imported lazily; tests may replace this function)."""
-    try:
-        from tuneprobe.directprobe.cluster import DirectProbe
-    except ImportError as exc:  # pragma: no cover - only while the clustering engine is missing
-        raise TuneprobeError(f"the DirectProbe clustering engine is not available ({exc})") from None
-    dp = DirectProbe(
+    """``DirectProbe(...).fit`` via :func:`tuneprobe.directprobe.measure.fit_clustering` (tests may replace
+    this function)."""
+    from tuneprobe.directprobe.measure import fit_clustering
+
+    return fit_clustering(
+        X,
+        y,
+        names,
         search=search,
-        duplicate_policy=duplicate_policy,  # type: ignore[arg-type]
+        duplicate_policy=duplicate_policy,
         legacy_forward_loop=legacy_forward_loop,
         progress=progress,
     )
-    return dp.fit(X, y, label_names=names)
-
-
-class _Bar:
-    """tqdm progress over solved pairs (a no-op when disabled)."""
-
-    def __init__(self, enabled: bool, desc: str) -> None:
-        self.bar: Any = None
-        self.enabled = enabled
-        self.desc = desc
-        self.n = 0
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        if self.bar is None:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc=self.desc, unit="pair", leave=False)
-        self.bar.update(done - self.n)
-        self.n = done
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def run_directprobe(
@@ -217,9 +193,8 @@ def run_directprobe(
     """Cluster ``X`` (``[n, d]``) with its label names (``[n]``), write every output file into ``out``, and
     return
     the summary. ``X_predict`` (``[m, d]``) with ``labels_predict`` (``[m]``) adds nearest-hull prediction."""
-    from tuneprobe.directprobe.hulls import cluster_distances
-    from tuneprobe.directprobe.metrics import PROFILES, label_statistics
-    from tuneprobe.directprobe.predict import intra_accuracy, nearest_hull_predict, nearest_neighbor_predict
+    from tuneprobe.directprobe.measure import measure, predict_split
+    from tuneprobe.directprobe.metrics import PROFILES
 
     if profile not in PROFILES:
         raise UnknownNameError(f"--profile {profile!r}: expected one of {sorted(PROFILES)}")
@@ -240,38 +215,24 @@ def run_directprobe(
     index = {n: i for i, n in enumerate(names)}
     y = np.array([index[n] for n in labels], dtype=np.int64)
     out.mkdir(parents=True, exist_ok=True)
-    X64 = np.ascontiguousarray(X, dtype=np.float64)
-
-    t0 = time.perf_counter()
-    clustering = _fit_clustering(
-        X64,
+    m = measure(
+        X,
         y,
         names,
+        fit=_fit_clustering,
+        min_cluster_size=mcs,
+        undefined=und,
+        same_label=same_label,
         search=search,
         duplicate_policy=duplicate_policy,
         legacy_forward_loop=legacy_forward_loop,
+        rtol=rtol,
+        backend=backend,
+        device=device,
         progress=progress,
     )
-    seconds_cluster = time.perf_counter() - t0
-    if clustering.label_names is None:
-        clustering.label_names = names
-
-    t0 = time.perf_counter()
-    bar = _Bar(progress, "hull distances")
-    try:
-        pdist = cluster_distances(
-            X64, clustering, same_label=same_label, rtol=rtol, backend=backend, device=device, progress=bar
-        )
-    finally:
-        bar.close()
-    stats = label_statistics(
-        X64,
-        clustering,
-        pdist.distance,
-        min_cluster_size=mcs,
-        undefined=und,  # type: ignore[arg-type]
-    )
-    seconds_distances = time.perf_counter() - t0
+    clustering, pdist, stats = m.clustering, m.pair_distances, m.statistics
+    seconds_cluster, seconds_distances = m.seconds_cluster, m.seconds_distances
 
     # ---- files
     assign = np.asarray(clustering.assignment, dtype=np.int64)
@@ -363,29 +324,13 @@ def run_directprobe(
     if X_predict is not None:
         if labels_predict is None or len(labels_predict) != X_predict.shape[0]:
             raise DataFormatError("--predict-labels", None, "expected one label per predict row")
-        t0 = time.perf_counter()
         yp = np.array([index.get(n, -1) for n in labels_predict], dtype=np.int64)
-        Xp = np.ascontiguousarray(X_predict, dtype=np.float64)
-        bar = _Bar(progress, "nearest hull")
-        try:
-            pred = nearest_hull_predict(
-                X64,
-                clustering,
-                Xp,
-                rtol=rtol,
-                cluster_distances=pdist.distance,
-                backend=backend,
-                device=device,
-                progress=bar,
-            )
-        finally:
-            bar.close()
-        valid = assign >= 0
-        nn = nearest_neighbor_predict(X64[valid], y[valid], Xp)
-        summary["seconds_predict"] = round(time.perf_counter() - t0, 4)
-        summary["intra_accuracy"] = intra_accuracy(pred.labels, yp)
-        summary["nn_accuracy"] = intra_accuracy(nn, yp)
-        summary["n_predict"] = int(Xp.shape[0])
+        sp = predict_split(m, X_predict, yp, rtol=rtol, backend=backend, device=device, progress=progress)
+        pred = sp.hull
+        summary["seconds_predict"] = round(sp.seconds, 4)
+        summary["intra_accuracy"] = sp.intra_accuracy
+        summary["nn_accuracy"] = sp.nn_accuracy
+        summary["n_predict"] = int(X_predict.shape[0])
         summary["n_predict_unseen"] = int((yp < 0).sum())
         summary["predict_unseen_labels"] = sorted({n for n in labels_predict if n not in index})
         summary["n_predict_ties"] = int((pred.n_tied > 1).sum())
