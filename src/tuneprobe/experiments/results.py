@@ -87,10 +87,12 @@ ANALYSES: dict[str, str] = {
     "directprobe": (
         "DirectProbe fit on one split. whole set: n_points, n_labels, n_clusters, is_linear (0/1), "
         "intra_accuracy and nn_accuracy (nearest-hull / 1-NN prediction of another split: split names the "
-        "predicted split, e.g. test, and the fitted split is train), effective_dimension (PCA rank at 99 %); "
-        "per label: outside_min, inside_mean, inside_max, n_points_label, n_clusters_label; "
-        "per label pair (label, label_b with label < label_b): distance (mean over cluster pairs), "
-        "distance_min"
+        "predicted split, e.g. test, and the fitted split is train), effective_dimension (PCA rank at 99 %), "
+        "dim (the points' dimension d; Cover threshold d + 1); "
+        "per label present in the split: outside_min, inside_mean, inside_max, n_points_label, "
+        "n_clusters_label; per pair of present labels (label, label_b with label < label_b): distance (mean "
+        "over cluster pairs), distance_min, below_cover (1 when the pair has at most d + 1 points, so it is "
+        "separable under any labelling)"
     ),
     "train_test_similarity": (
         "Tables 2/7: Pearson of the train and test distance vectors (split train|test). metrics: pearson, "
