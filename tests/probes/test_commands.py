@@ -51,7 +51,6 @@ def test_probe_command_writes_rows_grid_summary(tmp_path: Path, blobs) -> None:
         "30",
         "--seeds",
         "0,1",
-        "--task",
         "blobs",
         "--layer",
         "6",
@@ -62,13 +61,19 @@ def test_probe_command_writes_rows_grid_summary(tmp_path: Path, blobs) -> None:
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader((out / "rows.csv").open()))
     assert {r["metric"] for r in rows} >= {
-        "accuracy",
+        "accuracy_refit_0",
+        "accuracy_refit_1",
         "accuracy_mean",
         "accuracy_std",
         "best_h1",
-        "n_test_unseen",
+        "best_dev_accuracy",
+        "n_unseen",
     }
-    assert all(r["task"] == "blobs" and r["layer"] == "6" for r in rows)
+    assert all(r["task"] == "blobs" and r["layer"] == "6" and r["analysis"] == "probe" for r in rows)
+    assert {r["split"] for r in rows if r["metric"] == "best_dev_accuracy"} == {
+        "train"
+    }  # a hold-out of train
+    assert (out / "rows.parquet").is_file()
     assert len(list(csv.DictReader((out / "grid.csv").open()))) == 8
     summary = json.loads((out / "summary.json").read_text())
     assert summary["selection"] == "holdout" and summary["seeds"] == [0, 1] and summary["n_test"] == 30

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from tuneprobe.experiments.results import ROW_COLUMNS
 from tuneprobe.probes import (
     MLPProbe,
     NetConfig,
@@ -133,15 +134,14 @@ def test_rows_and_representations(splits) -> None:
     result, rows = probe_representations(
         reps(Xtr, ytr, "train"), reps(Xte, yte, "test"), layer=6, seeds=(0, 1), **SMALL
     )
-    keys = {"model", "checkpoint", "layer", "task", "split", "analysis", "metric", "value", "seed"}
-    assert all(set(r) == keys for r in rows)
-    per_seed = [r for r in rows if r["metric"] == "accuracy"]
-    assert [r["seed"] for r in per_seed] == [0, 1]
-    assert [r["value"] for r in per_seed] == result.test_accuracies
-    metrics = {r["metric"]: r["value"] for r in rows if r["seed"] is None}
-    assert metrics["accuracy_mean"] == result.mean and metrics["n_test_unseen"] == 0
+    assert all(tuple(r) == ROW_COLUMNS for r in rows)
+    metrics = {r["metric"]: r["value"] for r in rows}
+    assert [metrics["accuracy_refit_0"], metrics["accuracy_refit_1"]] == result.test_accuracies
+    assert len(metrics) == len(rows) and {r["seed"] for r in rows} == {0}
+    assert metrics["accuracy_mean"] == result.mean and metrics["n_unseen"] == 0
     assert (metrics["best_h1"], metrics["best_h2"]) == (result.best_h1, result.best_h2)
-    assert rows[0]["layer"] == 6 and rows[0]["model"] == "m" and rows[0]["split"] == "test"
+    assert {(r["layer"], r["model"], r["task"], r["analysis"]) for r in rows} == {(6, "m", "t", "probe")}
+    assert {r["split"] for r in rows if r["metric"].startswith("accuracy")} == {"test"}
 
 
 def test_search_rejects_half_dev(splits) -> None:

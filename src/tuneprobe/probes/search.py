@@ -102,48 +102,59 @@ class ProbeSearchResult:
     n_test_unseen: int
     unseen_labels: list[str]
     n_classes: int
+    grid_seed: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
     def rows(
         self,
         model: str = "",
-        checkpoint: int | str | None = None,
-        layer: int | None = None,
+        tuned_on: str = "",
+        checkpoint: int = 0,
+        layer: int = -1,
         task: str = "",
-        split: str = "test",
-        analysis: str = "probe_mlp",
+        seed: int = 0,
+        control: str = "real",
     ) -> list[dict[str, object]]:
-        """Tidy result rows ``{model, checkpoint, layer, task, split, analysis, metric, value, seed}``.
+        """Tidy result rows (the columns of :data:`tuneprobe.experiments.results.ROW_COLUMNS`, analysis
+        ``probe``), validated with :func:`~tuneprobe.experiments.results.make_row`. ``seed`` is the row's seed
+        column: the fine-tuning seed of the probed weights (0 for an original model), as everywhere in the
+        results table; the refit seeds are part of the metric names.
 
-        Metrics: ``accuracy`` (one row per seed, percent), ``accuracy_mean``, ``accuracy_std`` (percent,
-        population std), ``best_h1``, ``best_h2``, ``best_alpha``, ``selection_accuracy`` (percent, the best
-        configuration on the selection set), ``n_test``, ``n_test_unseen``. Summary rows have ``seed=None``.
+        Split ``test``: ``accuracy_refit_<k>`` (percent, one row per refit seed k), ``accuracy_mean``,
+        ``accuracy_std`` (percent, population std over the refits), ``n_test``, ``n_unseen`` (test examples
+        whose label is not in train). Split ``dev`` (``train`` when selection used a hold-out of train):
+        ``best_dev_accuracy`` (percent, the selected configuration on the selection set). Split empty:
+        ``best_h1``, ``best_h2``, ``best_alpha``.
         """
+        from tuneprobe.experiments.results import make_row
+
         base = {
             "model": model,
-            "checkpoint": checkpoint,
-            "layer": layer,
+            "tuned_on": tuned_on,
+            "checkpoint": int(checkpoint),
+            "layer": int(layer),
             "task": task,
-            "split": split,
-            "analysis": analysis,
+            "analysis": "probe",
+            "seed": int(seed),
+            "control": control,
         }
-        out = [
-            dict(base, metric="accuracy", value=acc, seed=seed)
-            for seed, acc in zip(self.seeds, self.test_accuracies, strict=True)
-        ]
         best = self.best_point()
-        for metric, value in (
-            ("accuracy_mean", self.mean),
-            ("accuracy_std", self.std),
-            ("best_h1", float(self.best_h1)),
-            ("best_h2", float(self.best_h2)),
-            ("best_alpha", self.best_alpha),
-            ("selection_accuracy", 100.0 * best.selection_accuracy),
-            ("n_test", float(self.n_test)),
-            ("n_test_unseen", float(self.n_test_unseen)),
-        ):
-            out.append(dict(base, metric=metric, value=value, seed=None))
-        return out
+        sel = "dev" if self.selection == "dev" else "train"
+        values: list[tuple[str, str, float]] = [
+            ("test", f"accuracy_refit_{k}", acc)
+            for k, acc in zip(self.seeds, self.test_accuracies, strict=True)
+        ]
+        values += [
+            ("test", "accuracy_mean", self.mean),
+            ("test", "accuracy_std", self.std),
+            ("test", "n_test", float(self.n_test)),
+            ("test", "n_unseen", float(self.n_test_unseen)),
+            (sel, "best_dev_accuracy", 100.0 * best.selection_accuracy),
+            ("", "best_h1", float(self.best_h1)),
+            ("", "best_h2", float(self.best_h2)),
+            ("", "best_alpha", self.best_alpha),
+        ]
+        return [make_row(**base, split=sp, metric=m, value=v) for sp, m, v in values]
 
     def best_point(self) -> GridPoint:
         """The selected :class:`GridPoint`."""
@@ -302,6 +313,7 @@ class ProbeSearch:
             n_test_unseen=int(unseen.sum()),
             unseen_labels=sorted({str(v) for v in y_test[unseen]}),
             n_classes=k,
+            grid_seed=self.grid_seed,
             timings=timings,
         )
 
@@ -324,11 +336,17 @@ def probe_representations(
     test: Representations,
     layer: int,
     dev: Representations | None = None,
+    *,
+    model: str | None = None,
+    tuned_on: str = "",
+    checkpoint: int = 0,
+    seed: int = 0,
     **options: object,
 ) -> tuple[ProbeSearchResult, list[dict[str, object]]]:
     """Run :func:`probe_search` on hidden-state index ``layer`` of each split; return the result and its
-    tidy rows (model, checkpoint, task from ``train.meta``). Label ids are mapped to names first, because each
-    split's ``y`` indexes its own ``labels`` list."""
+    tidy rows (:meth:`ProbeSearchResult.rows`; ``seed``: the fine-tuning seed; ``model`` defaults to
+    ``train.meta["model"]``, the task to ``train.meta["task"]``). Label ids are mapped to names first, because
+    each split's ``y`` indexes its own ``labels`` list."""
 
     def names(r: Representations) -> np.ndarray:
         return np.asarray(r.labels, dtype=object)[np.asarray(r.y)].astype(str)
@@ -344,10 +362,11 @@ def probe_representations(
     )
     meta = train.meta
     rows = result.rows(
-        model=str(meta.get("model", "")),
-        checkpoint=meta.get("checkpoint"),  # type: ignore[arg-type]
+        model=str(meta.get("model", "")) if model is None else model,
+        tuned_on=tuned_on,
+        checkpoint=checkpoint,
         layer=layer if layer >= 0 else train.layers[layer],
         task=str(meta.get("task", "")),
-        split=str(test.meta.get("split", "test")),
+        seed=seed,
     )
     return result, rows
