@@ -95,26 +95,28 @@ ANALYSES: dict[str, str] = {
         "separable under any labelling)"
     ),
     "train_test_similarity": (
-        "Tables 2/7: Pearson of the train and test distance vectors (split train|test). metrics: pearson, "
-        "n_pairs (label pairs used), linear (1 when both splits are linearly separable; pearson is NaN "
-        "otherwise)"
+        "Tables 2/7: Pearson of the train and test distance vectors (split train|test) over the labels "
+        "present and retained in both. metrics: pearson, n_pairs (label pairs used), n_labels (labels "
+        "shared), linear (1 when both splits are linearly separable; pearson is NaN otherwise)"
     ),
     "similarity_to_original": (
         "Figure 4: Pearson of a checkpoint's distance vector with the same layer's at checkpoint 0. "
-        "metrics: pearson, n_pairs"
+        "metrics: pearson, n_pairs, n_labels, linear (1 when both cells are linearly separable)"
     ),
     "outside_min_change": (
         "Figures 2/6 and Table 5: per label, outside_min at this checkpoint minus at checkpoint 0 of the "
         "original model. metrics: change, change_scaled (divided by the mean inside_mean at checkpoint 0); "
-        "whole set: labels_up, labels_down, mean_change"
+        "whole set: labels_up, labels_down, mean_change, mean_change_scaled, n_labels (defined changes)"
     ),
     "centroid_paths": (
         "Figure 3: 2-D PCA (centred, not whitened) of the closest label triple's centroids over checkpoints. "
-        "per label and checkpoint: pc1, pc2; whole set: explained_variance_1, explained_variance_2"
+        "per label and checkpoint: pc1, pc2; per layer (checkpoint = the path's last): explained_variance_1, "
+        "explained_variance_2 (fractions of the variance)"
     ),
     "centroid_shift": (
         "Figures 5, 7-10: per label, the centroid difference tuned minus original: norm, and its 2-D PCA "
-        "coordinates pc1, pc2 (PCA over the labels' difference vectors of one layer)"
+        "coordinates pc1, pc2 (PCA over the labels' difference vectors of one layer; a label that did not "
+        "move sits at 0, 0); whole set: explained_variance_1, explained_variance_2"
     ),
 }
 """The analyses the runner knows, each with the metrics it writes."""

@@ -16,6 +16,16 @@ _EXPORTS = {
     "effective_dimension": "tuneprobe.geometry.cells",
     "permute_labels": "tuneprobe.geometry.cells",
     "run_directprobe_cell": "tuneprobe.geometry.cells",
+    "centroid_paths": "tuneprobe.geometry.analyses",
+    "centroid_shift": "tuneprobe.geometry.analyses",
+    "closest_triple": "tuneprobe.geometry.analyses",
+    "linear_cka": "tuneprobe.geometry.analyses",
+    "model_rows": "tuneprobe.geometry.analyses",
+    "outside_min_change": "tuneprobe.geometry.analyses",
+    "pca_2d": "tuneprobe.geometry.analyses",
+    "similarity_to_original": "tuneprobe.geometry.analyses",
+    "task_rows": "tuneprobe.geometry.analyses",
+    "train_test_similarity": "tuneprobe.geometry.analyses",
 }
 
 __all__ = sorted(_EXPORTS)
