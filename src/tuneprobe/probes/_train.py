@@ -55,6 +55,7 @@ import numpy as np
 import torch
 
 RNG_KINDS: tuple[str, ...] = ("sklearn", "numpy")
+LAYOUTS: tuple[str, ...] = ("auto", "grouped", "padded")
 _F32_EPS = float(np.finfo(np.float32).eps)
 _MAX_NLL = -math.log(_F32_EPS)  # sklearn clips probabilities to [eps, 1 - eps] in its reported loss
 _REPACK_WASTE = 0.1  # repack when stopped configurations are this share of the remaining per-step cost
@@ -88,10 +89,13 @@ class TrainSettings:
     beta_2: float = 0.999
     epsilon: float = 1e-8
     rng: str = "sklearn"  # random streams: "sklearn" (RandomState, as MLPClassifier) or "numpy" (default_rng)
+    layout: str = "auto"  # batched layout: "grouped" | "padded" | "auto" (padded on GPUs, grouped on CPU)
 
     def __post_init__(self) -> None:
         if self.rng not in RNG_KINDS:
             raise ValueError(f"rng must be one of {RNG_KINDS}, got {self.rng!r}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.max_iter < 1:
@@ -337,26 +341,7 @@ class _Packed:
                 if li > 0:
                     dg = torch.ops.aten.threshold_backward(torch.bmm(dg, ws[li].transpose(1, 2)), hp, 0.0)
         self.G.addcmul_(self.P, self.alpha_flat, value=1.0 / B)  # + alpha W / B
-        # Adam in sklearn's form: lr_t = lr sqrt(1-b2^t)/(1-b1^t), p -= lr_t m / (sqrt(v) + eps); torch's
-        # fused kernel computes lr/(1-b1^t) m / (sqrt(v)/sqrt(1-b2^t) + eps'), equal for
-        # eps' = eps / sqrt(1-b2^t)
-        self.step_t.fill_(float(t))
-        bc2 = 1.0 - s.beta_2**t
-        torch._fused_adam_(
-            [self.P],
-            [self.G],
-            [self.M],
-            [self.V],
-            [],
-            [self.step_t],
-            amsgrad=False,
-            lr=s.learning_rate_init,
-            beta1=s.beta_1,
-            beta2=s.beta_2,
-            weight_decay=0.0,
-            eps=s.epsilon / math.sqrt(bc2),
-            maximize=False,
-        )
+        _adam(self, t, s)
         return loss
 
 
@@ -451,6 +436,253 @@ def _train_packed(
     return [r for r in results if r is not None]
 
 
+class _Padded:
+    """Every (configuration, seed) item of one loop as ONE network per layer, zero-padded to the widest.
+
+    Layer ``l`` of ``[d, *hidden, K]`` holds ``W [C, max in_l, max out_l]`` and ``b [C, max out_l]`` for the
+    ``C`` items (all with the same number of hidden layers). Item ``c`` occupies ``W[c, :in_c, :out_c]``; the
+    rest is zero and stays exactly zero: a padded unit's pre-activation is 0, so its ReLU output, its delta
+    and every gradient that touches it are 0, its L2 term is ``alpha * 0``, and Adam moves a parameter with
+    zero gradient and zero moments by ``0 / (0 + eps) = 0``. So each item computes what it computes alone
+    (up to float rounding), while a whole step of the grid is a handful of ``bmm`` calls: few kernel
+    launches, which is what a GPU needs (on a CPU the padding's extra FLOPs cost more than they save).
+    Parameters, gradients and Adam moments live in four flat buffers, as in :class:`_Packed`.
+    """
+
+    def __init__(
+        self,
+        configs: list[NetConfig],
+        params: list[list[tuple[torch.Tensor, torch.Tensor]]],
+        moments: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]] | None,
+        d: int,
+        k: int,
+        device: torch.device,
+    ) -> None:
+        self.configs = configs
+        self.d, self.k, self.device = d, k, device
+        depth = {len(c.hidden) for c in configs}
+        if len(depth) != 1:
+            raise ValueError("a padded loop holds configurations with the same number of hidden layers")
+        n_hidden = depth.pop()
+        self.widths = [d, *(max(c.hidden[i] for c in configs) for i in range(n_hidden)), k]
+        C = len(configs)
+        pairs = list(zip(self.widths[:-1], self.widths[1:], strict=True))
+        size = sum(C * (fi * fo + fo) for fi, fo in pairs)
+        f32 = {"dtype": torch.float32, "device": device}
+        self.P = torch.zeros(size, **f32)
+        self.G = torch.zeros(size, **f32)
+        self.M = torch.zeros(size, **f32)
+        self.V = torch.zeros(size, **f32)
+        self.step_t = torch.zeros((), **f32)
+        self.pv, self.gv = self._views(self.P), self._views(self.G)
+        self.alpha = torch.tensor([c.alpha for c in configs], **f32)
+        self.alpha_flat = torch.zeros(size, **f32)
+        for w in self._views(self.alpha_flat)[0]:
+            w.copy_(self.alpha.view(C, 1, 1).expand_as(w))
+        self._scatter(self.pv, params)
+        if moments is not None:
+            self._scatter(self._views(self.M), [[(m[0], m[1]) for m in cm] for cm in moments])
+            self._scatter(self._views(self.V), [[(m[2], m[3]) for m in cm] for cm in moments])
+
+    def _views(self, buf: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(``[W_l [C, in, out]]``, ``[b_l [C, out]]``) views into ``buf``."""
+        C, off = len(self.configs), 0
+        ws, bs = [], []
+        for fi, fo in zip(self.widths[:-1], self.widths[1:], strict=True):
+            ws.append(buf[off : off + C * fi * fo].view(C, fi, fo))
+            off += C * fi * fo
+            bs.append(buf[off : off + C * fo].view(C, fo))
+            off += C * fo
+        return ws, bs
+
+    def _real(self, c: int) -> list[tuple[int, int]]:
+        w = [self.d, *self.configs[c].hidden, self.k]
+        return list(zip(w[:-1], w[1:], strict=True))
+
+    def _scatter(self, views: tuple[list[torch.Tensor], list[torch.Tensor]], per_cfg: list) -> None:
+        for c, layers in enumerate(per_cfg):
+            for (w, b), wv, bv, (fi, fo) in zip(layers, views[0], views[1], self._real(c), strict=True):
+                wv[c, :fi, :fo].copy_(w)
+                bv[c, :fo].copy_(b)
+
+    def _gather(self, views: tuple[list[torch.Tensor], list[torch.Tensor]], c: int) -> list:
+        return [
+            (wv[c, :fi, :fo].clone(), bv[c, :fo].clone())
+            for wv, bv, (fi, fo) in zip(views[0], views[1], self._real(c), strict=True)
+        ]
+
+    def params_of(self, c: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Copies of item ``c``'s ``(W [in, out], b [out])`` per layer (its real, unpadded block)."""
+        return self._gather(self.pv, c)
+
+    def moments_of(self, c: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Copies of item ``c``'s Adam moments ``(mW, mb, vW, vb)`` per layer."""
+        m = self._gather(self._views(self.M), c)
+        v = self._gather(self._views(self.V), c)
+        return [(a[0], a[1], b[0], b[1]) for a, b in zip(m, v, strict=True)]
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor, t: int, s: TrainSettings) -> torch.Tensor:
+        """One Adam step of every item on its batch: ``xb [C, B, d]`` and ``yb [C, B]`` (int64), or one
+        batch ``xb [B, d]``, ``yb [B]`` shared by all. Returns the per-item batch loss ``[C]`` (before the
+        update)."""
+        C = len(self.configs)
+        B = xb.shape[-2]
+        h = xb if xb.dim() == 3 else xb.expand(C, B, self.d)
+        idx = (yb if yb.dim() == 2 else yb.expand(C, B)).unsqueeze(2)  # [C, B, 1]
+        ws, bs = self.pv
+        gws, gbs = self.gv
+        hs = [h]
+        last = len(ws) - 1
+        for li, (w, b) in enumerate(zip(ws, bs, strict=True)):
+            h = torch.baddbmm(b.unsqueeze(1), h, w)
+            if li < last:
+                h = h.relu_()
+                hs.append(h)
+        reg = sum(torch.linalg.vector_norm(w, dim=(1, 2)).square_() for w in ws)
+        logp = torch.log_softmax(h, dim=2)  # [C, B, K]
+        nll = logp.gather(2, idx).squeeze(2).neg_().clamp_(max=_MAX_NLL)
+        loss = nll.mean(1) + (0.5 / B) * self.alpha * reg
+        delta = logp.exp_()
+        delta.scatter_add_(2, idx, torch.full((C, B, 1), -1.0, device=xb.device))
+        dg = delta.div_(B)
+        for li in range(last, -1, -1):
+            hp = hs[li]
+            torch.bmm(hp.transpose(1, 2), dg, out=gws[li])
+            torch.sum(dg, dim=1, out=gbs[li])
+            if li > 0:
+                dg = torch.ops.aten.threshold_backward(torch.bmm(dg, ws[li].transpose(1, 2)), hp, 0.0)
+        self.G.addcmul_(self.P, self.alpha_flat, value=1.0 / B)
+        _adam(self, t, s)
+        return loss
+
+
+def _adam(buf: _Packed | _Padded, t: int, s: TrainSettings) -> None:
+    """sklearn's Adam step on ``buf``'s flat parameters with its flat gradient: ``lr_t = lr sqrt(1-b2^t) /
+    (1-b1^t)``, ``p -= lr_t m / (sqrt(v) + eps)``. torch's fused kernel computes ``lr/(1-b1^t) m /
+    (sqrt(v)/sqrt(1-b2^t) + eps')``, equal for ``eps' = eps / sqrt(1-b2^t)``."""
+    buf.step_t.fill_(float(t))
+    bc2 = 1.0 - s.beta_2**t
+    torch._fused_adam_(
+        [buf.P],
+        [buf.G],
+        [buf.M],
+        [buf.V],
+        [],
+        [buf.step_t],
+        amsgrad=False,
+        lr=s.learning_rate_init,
+        beta1=s.beta_1,
+        beta2=s.beta_2,
+        weight_decay=0.0,
+        eps=s.epsilon / math.sqrt(bc2),
+        maximize=False,
+    )
+
+
+def _train_padded(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    n_classes: int,
+    items: Sequence[tuple[NetConfig, int]],
+    settings: TrainSettings,
+    progress: Callable[[int, int], None] | None,
+) -> list[FittedNet]:
+    """One loop over ``(configuration, seed)`` items in the :class:`_Padded` layout (any mix of hidden sizes
+    and seeds with one depth). Each item draws the random numbers it draws in :func:`_train_packed`: with
+    ``rng="sklearn"`` a ``RandomState(seed)`` per (hidden sizes, seed) for the init and that stream's epoch
+    orders (so items with different streams read different mini-batches: ``X`` is gathered per item), with
+    ``rng="numpy"`` :func:`init_params` and one :func:`epoch_orders` stream per seed."""
+    s = settings
+    items = [(c, int(seed)) for c, seed in items]
+    n, d = X.shape
+    device = X.device
+    bs = min(200, n) if s.batch_size is None else min(s.batch_size, n)
+    k = n_classes
+    streams: dict[tuple, Callable[[], np.ndarray]] = {}
+    inits: dict[tuple, list[tuple[np.ndarray, np.ndarray]]] = {}
+    stream_of = []
+    for cfg, seed in items:
+        key = (cfg.hidden, seed)
+        if key not in inits:
+            if s.rng == "sklearn":
+                inits[key], streams[key] = sklearn_streams(d, cfg.hidden, k, seed, n)
+            else:
+                inits[key] = init_params(d, cfg.hidden, k, seed)
+                if (seed,) not in streams:
+                    streams[(seed,)] = epoch_orders(seed, n)
+        stream_of.append(list(streams).index(key if s.rng == "sklearn" else (seed,)))
+    next_orders = list(streams.values())
+    configs = [c for c, _ in items]
+    params = [
+        [(torch.from_numpy(w).to(device), torch.from_numpy(b).to(device)) for w, b in inits[(c.hidden, seed)]]
+        for c, seed in items
+    ]
+    packed = _Padded(configs, params, None, d, k, device)
+    del params
+    ids = list(range(len(items)))  # item of each packed row
+    best = np.full(len(items), np.inf)
+    stall = np.zeros(len(items), dtype=np.int64)
+    curves: list[list[float]] = [[] for _ in items]
+    results: list[FittedNet | None] = [None] * len(items)
+    row_stream = torch.tensor(stream_of, dtype=torch.int64, device=device)
+    t = 0
+    for epoch in range(1, s.max_iter + 1):
+        orders = torch.from_numpy(np.stack([f() for f in next_orders])).to(device)  # [S, n]
+        shared = len(next_orders) == 1
+        perm = orders[0] if shared else orders[row_stream]  # [n] or [C, n]
+        total = torch.zeros(len(ids), dtype=torch.float64, device=device)
+        for start in range(0, n, bs):
+            idx = perm[..., start : start + bs]
+            t += 1
+            batch_loss = packed.step(X[idx], y[idx], t, s)
+            total += batch_loss.double() * idx.shape[-1]
+        epoch_loss = (total / n).cpu().numpy()
+        stopped_now = False
+        for c, cid in enumerate(ids):
+            if results[cid] is not None:
+                continue
+            loss = float(epoch_loss[c])
+            curves[cid].append(loss)
+            stall[cid] = stall[cid] + 1 if loss > best[cid] - s.tol else 0
+            best[cid] = min(best[cid], loss)
+            converged = bool(stall[cid] > s.n_iter_no_change)
+            if converged or epoch == s.max_iter:
+                layers = packed.params_of(c)
+                results[cid] = FittedNet(
+                    config=configs[cid],
+                    weights=[w.cpu().numpy() for w, _ in layers],
+                    biases=[b.cpu().numpy() for _, b in layers],
+                    n_iter=epoch,
+                    loss_curve=curves[cid],
+                    converged=converged,
+                )
+                stopped_now = True
+        active = [c for c, cid in enumerate(ids) if results[cid] is None]
+        if progress is not None:
+            progress(epoch, len(active))
+        if not active:
+            break
+        if stopped_now and len(ids) - len(active) >= _REPACK_WASTE * len(ids):
+            packed = _Padded(
+                [configs[ids[c]] for c in active],
+                [packed.params_of(c) for c in active],
+                [packed.moments_of(c) for c in active],
+                d,
+                k,
+                device,
+            )
+            ids = [ids[c] for c in active]
+            row_stream = row_stream[torch.tensor(active, dtype=torch.int64, device=device)]
+    assert all(r is not None for r in results)
+    return [r for r in results if r is not None]
+
+
+def _padded(settings: TrainSettings, device: torch.device, configs: Sequence[NetConfig]) -> bool:
+    """Use the padded layout: ``layout="padded"``, or ``"auto"`` on a non-CPU device; needs one depth."""
+    want = settings.layout == "padded" or (settings.layout == "auto" and device.type != "cpu")
+    return want and len({len(c.hidden) for c in configs}) <= 1
+
+
 def _check(X: torch.Tensor, y: torch.Tensor, n_classes: int) -> None:
     if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
         raise ValueError(f"X must be [n, d] and y [n]; got {tuple(X.shape)} and {tuple(y.shape)}")
@@ -514,6 +746,14 @@ def train_jobs(
     _check(X, y, n_classes)
     jobs = [(list(c), int(seed)) for c, seed in jobs]
     device = X.device
+    if _padded(s, device, [c for cs, _ in jobs for c in cs]):
+        items = [(c, seed) for cs, seed in jobs for c in cs]
+        fits = _train_padded(X, y, n_classes, items, s, progress) if items else []
+        out, pos = [], 0
+        for cs, _ in jobs:
+            out.append(fits[pos : pos + len(cs)])
+            pos += len(cs)
+        return out
     w = default_workers(device) if workers is None else max(1, int(workers))
     w = min(w, sum(1 for c, _ in jobs if c))
     merged = _Progress(progress, [len(c) for c, _ in jobs])
@@ -564,7 +804,7 @@ def train_nets(
         return []
     s = settings or TrainSettings()
     w = default_workers(X.device) if workers is None else max(1, int(workers))
-    if w <= 1 and s.rng == "numpy":
+    if (w <= 1 and s.rng == "numpy") or _padded(s, X.device, configs):
         return train_jobs(X, y, n_classes, [(configs, seed)], s, progress, workers=1)[0]
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, c in enumerate(configs):

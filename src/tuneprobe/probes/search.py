@@ -195,6 +195,7 @@ class ProbeSearch:
     tol: float = 1e-4
     n_iter_no_change: int = 10
     rng: str = "sklearn"  # random streams, see tuneprobe.probes._train ("sklearn" | "numpy")
+    layout: str = "auto"  # batched layout, see tuneprobe.probes._train ("auto" | "grouped" | "padded")
     configs: Sequence[tuple[int, int, float]] | None = (
         None  # explicit (h1, h2, alpha) list overrides the grid
     )
@@ -221,6 +222,7 @@ class ProbeSearch:
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             rng=self.rng,
+            layout=self.layout,
         )
 
     def _cb(self, phase: str) -> Callable[[int, int], None] | None:
