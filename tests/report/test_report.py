@@ -24,11 +24,9 @@ from .synthetic import CROSS_ACC, OUTSIDE_MIN, SIM_ORIG, synthetic_rows
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    d = tmp_path_factory.mktemp("run")
-    write_rows(synthetic_rows(), d / "results.parquet")
-    return build_report(d)
+@pytest.fixture
+def report(synthetic_report):
+    return synthetic_report
 
 
 def _table(rep, tid):

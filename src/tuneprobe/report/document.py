@@ -160,8 +160,8 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:
 padding:0 1em;color:#222;line-height:1.45}
 h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #bbb;margin-top:2em}
 table{border-collapse:collapse;margin:.5em 0 1em;font-size:.88em}
-th,td{border:1px solid #ccc;padding:.2em .5em;text-align:right}th{background:#f0f0f0}
-td:first-child,th:first-child{text-align:left}
+th,td{border:1px solid #ccc;padding:.2em .5em;text-align:left}th{background:#f0f0f0}
+td.num{text-align:right}
 code{background:#f4f4f4;padding:0 .2em}pre{background:#f6f6f6;padding:.6em;overflow-x:auto}
 figure{margin:1em 0 2em}figure img{max-width:100%;height:auto;border:1px solid #ddd}
 figcaption{font-size:.9em;color:#444}.missing{color:#8a4b00;font-style:italic}
@@ -180,11 +180,18 @@ def _inline(text: str) -> str:
     )
 
 
+_NUMERIC = re.compile(r"^[-+]?[\d.]+( ± [\d.]+)?( / [-+]?[\d.]+)?$")
+
+
+def _td(text: str) -> str:
+    cls = ' class="num"' if _NUMERIC.match(text) else ""
+    return f"<td{cls}>{_inline(text)}</td>"
+
+
 def _html_table(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{_inline(str(v))}</td>" for v in row) + "</tr>"
-        for row in frame.itertuples(index=False)
+        "<tr>" + "".join(_td(str(v)) for v in row) + "</tr>" for row in frame.itertuples(index=False)
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
