@@ -1,0 +1,102 @@
+"""End to end on a tiny random model and synthetic jsonl tasks: run, rerun (no work), kill and resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tuneprobe.experiments.config import parse_config
+from tuneprobe.experiments.execute import RunContext, run_job
+from tuneprobe.experiments.plan import build_plan
+from tuneprobe.experiments.results import ANALYSES
+from tuneprobe.experiments.runner import run_plan
+
+
+class Counting:
+    """A job runner that counts the jobs it ran and can fail before the ``fail_at``-th one."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.ran: list[str] = []
+        self.fail_at = fail_at
+
+    def __call__(self, job, ctx):
+        if self.fail_at is not None and len(self.ran) + 1 == self.fail_at:
+            raise KeyboardInterrupt(f"injected interruption before job {self.fail_at}")
+        self.ran.append(job.kind)
+        return run_job(job, ctx)
+
+
+def _setup(tiny_toml, tiny_dir, task_dirs, root: Path, cache: Path):
+    cfg = parse_config(tiny_toml(tiny_dir, *task_dirs, root / "out", cache), source="tiny.toml")
+    plan = build_plan(cfg)
+    ctx = RunContext(results=str(root / "out"), cache_dir=str(cache), device="cpu")
+    return plan, ctx
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_toml, tiny_dir, task_dirs, tmp_path_factory):
+    """A finished run of the tiny grid: (plan, context, the counting runner, summary)."""
+    root = tmp_path_factory.mktemp("run")
+    plan, ctx = _setup(tiny_toml, tiny_dir, task_dirs, root, root / "cache")
+    runner = Counting()
+    summary = run_plan(plan, ctx, run=runner, echo=lambda s: None)
+    return plan, ctx, runner, summary
+
+
+def test_run_writes_every_analysis(finished):
+    plan, ctx, runner, summary = finished
+    assert len(runner.ran) == len(plan.jobs) == summary.executed
+    out = Path(ctx.results)
+    frame = pd.read_parquet(out / "results.parquet")
+    assert set(frame["analysis"]) == set(ANALYSES)
+    assert len(frame) == summary.n_rows
+    assert not frame.duplicated([c for c in frame.columns if c != "value"]).any()
+    csv = pd.read_csv(out / "results.csv", keep_default_na=False, na_values=[""])
+    assert len(csv) == len(frame)
+    # the grid's shape shows in the rows
+    dp = frame[(frame.analysis == "directprobe") & (frame.metric == "n_clusters")]
+    assert set(dp.checkpoint) == {0, 2, 4} and set(dp.layer) == {1, 2}
+    assert set(dp.control) == {"real", "random"}
+    assert set(dp[dp.checkpoint == 0].tuned_on) == {""}  # checkpoint 0 = the original model
+    cross = dp[(dp.task == "kinds") & (dp.tuned_on == "lengths")]
+    assert set(cross.checkpoint) == {2, 4}  # task B measured on the A-tuned snapshots
+    probe = frame[(frame.analysis == "probe") & (frame.metric == "accuracy_mean")]
+    assert len(probe) == 5 and probe.value.between(0, 100).all()
+    ft = frame[(frame.analysis == "finetune") & (frame.metric == "loss")]
+    assert list(ft.checkpoint) == [1, 2, 3, 4]
+    pred = frame[(frame.analysis == "directprobe") & (frame.metric == "intra_accuracy")]
+    assert set(pred.split) == {"test"}
+    # artefacts
+    assert len(list((out / "cells").glob("*.npz"))) == plan.counts()["directprobe"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["invocation"]["executed"] == len(plan.jobs) and run["n_rows"] == len(frame)
+    assert run["versions"]["torch"] and run["config"]["toml"].startswith("\n[run]")
+    assert {j["id"] for j in json.loads((out / "plan.json").read_text())["jobs"]} == set(plan.by_id)
+
+
+def test_rerun_does_no_work(finished):
+    plan, ctx, _, _ = finished
+    before = (Path(ctx.results) / "results.parquet").read_bytes()
+    runner = Counting()
+    summary = run_plan(build_plan(plan.config), ctx, run=runner, echo=lambda s: None)
+    assert runner.ran == [] and summary.executed == 0 and summary.skipped == len(plan.jobs)
+    assert (Path(ctx.results) / "results.parquet").read_bytes() == before
+
+
+def test_interrupted_run_resumes_to_the_same_table(finished, tiny_toml, tiny_dir, task_dirs, tmp_path):
+    plan0, ctx0, _, _ = finished
+    # the same representation store, a fresh results directory
+    plan, ctx = _setup(tiny_toml, tiny_dir, task_dirs, tmp_path, Path(ctx0.cache_dir))
+    first = Counting(fail_at=20)
+    with pytest.raises(KeyboardInterrupt):
+        run_plan(plan, ctx, run=first, echo=lambda s: None)
+    assert len(first.ran) == 19 and not (tmp_path / "out" / "results.parquet").exists()
+    second = Counting()
+    summary = run_plan(build_plan(plan.config), ctx, run=second, echo=lambda s: None)
+    assert len(second.ran) == len(plan.jobs) - 19 == summary.executed
+    a = pd.read_parquet(Path(ctx0.results) / "results.parquet")
+    b = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    pd.testing.assert_frame_equal(a, b)
