@@ -28,6 +28,7 @@ _STAGES = (
     "tuneprobe.directprobe.commands",
     "tuneprobe.finetune.commands",
     "tuneprobe.probes.commands",
+    "tuneprobe.experiments.commands",
     "tuneprobe.report.commands",
 )
 
