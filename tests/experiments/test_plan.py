@@ -70,6 +70,21 @@ def test_counts_and_dependencies(tiny_plan):
     assert {r["step"] for r in refs} == {0, 2, 4}
 
 
+def test_jobs_are_picklable(tiny_plan):
+    import pickle
+
+    from tuneprobe.experiments.execute import RunContext
+
+    plan = tiny_plan()
+    for job in plan.jobs:
+        again = pickle.loads(pickle.dumps(job))
+        assert again == job and again.params == job.params and again.resources == job.resources
+    ctx = RunContext(results="r", device="cpu")
+    assert pickle.loads(pickle.dumps(ctx)) == ctx
+    assert {j.resources.gpu for j in plan.jobs if j.kind in ("finetune", "extract", "probe")} == {True}
+    assert not any(j.resources.gpu for j in plan.jobs if j.kind == "directprobe")
+
+
 def test_ids_are_stable_and_input_addressed(tiny_plan):
     a, b = tiny_plan(), tiny_plan()
     assert [j.id for j in a.jobs] == [j.id for j in b.jobs]

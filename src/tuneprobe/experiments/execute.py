@@ -145,11 +145,20 @@ def representations(ref: dict[str, Any], data: dict[str, Any], layers: Sequence[
 
 # ------------------------------------------------------------------------------------------------------------
 # job bodies
+def _quiet_transformers(ctx: RunContext) -> None:
+    """Without inner progress bars, hide transformers' weight-loading bars too (they flood a log file)."""
+    if not ctx.progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+
 def _finetune(job: Job, ctx: RunContext) -> list[dict[str, Any]]:
     from tuneprobe.experiments.plan import finetune_run_dir
     from tuneprobe.finetune.config import FinetuneConfig
     from tuneprobe.finetune.train import LOG_CSV, finetune
 
+    _quiet_transformers(ctx)
     p = job.params
     r = p["reader"]
     cfg = FinetuneConfig(**p["settings"], seed=p["seed"], device=ctx.device)
@@ -238,6 +247,7 @@ def _probe(job: Job, ctx: RunContext) -> list[dict[str, Any]]:
 
     p = job.params
     ref, layer = p["ref"], p["layer"]
+    options = dict(p["options"])
     reps = {s: representations(ref, d, [layer], ctx) for s, d in p["splits"].items()}
     task = p["splits"]["train"]["task"]
     _, rows = probe_representations(
@@ -249,7 +259,7 @@ def _probe(job: Job, ctx: RunContext) -> list[dict[str, Any]]:
         tuned_on=ref["tuned_on"],
         checkpoint=ref["step"],
         device=None if ctx.device == "auto" else ctx.device,
-        **p["options"],
+        **options,
     )
     out = []
     for row in rows:
@@ -312,6 +322,7 @@ def _models(job: Job, ctx: RunContext) -> list[dict[str, Any]]:
     from tuneprobe.encoders.load import resolve_model_dir
     from tuneprobe.geometry.analyses import model_rows
 
+    _quiet_transformers(ctx)
     name = job.params["model"]
     path = resolve_model_dir(name)
     config = AutoConfig.from_pretrained(path)

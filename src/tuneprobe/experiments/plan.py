@@ -453,6 +453,8 @@ def build_plan(config: ExperimentConfig) -> Plan:
 
     # -- probes --------------------------------------------------------------------------------------------
     options = config.probe.search_options()
+    if config.probe.workers is not None:  # changes float rounding only; hashed only when set
+        options["workers"] = config.probe.workers
     for model, t_on, seed, step, tid, layer in sorted(probes, key=repr):
         r = ref(model, t_on, seed, step)
         splits = {s: data(tid, s) for s in probe_splits[tid]}
