@@ -19,7 +19,12 @@ Both sides get the same number of threads (``--threads``; torch's ``set_num_thre
 variables).
 
 Vectors: ``tuneprobe.extract(task, model=..., split=..., layers=[layer])`` (cached), default ps-role, the
-packaged offline MiniLM, hidden-state layer 6.
+packaged offline MiniLM, hidden-state layer 6; or ``--reps-dir DIR`` with ``DIR/{train,dev,test}.npy``
+(float32 ``[n, dim]``) and ``DIR/{train,dev,test}.labels.txt`` (one label a line), as ``tuneprobe extract
+--out DIR/train.npy`` writes them (no model, no corpus needed: for a GPU machine).
+
+``--device cuda`` trains our side on the GPU (the padded layout: the whole grid as one zero-padded network per
+layer); the sklearn side always runs on the CPU (``--sklearn-jobs`` processes).
 
 Usage::
 
@@ -27,6 +32,7 @@ Usage::
     python bench/probe.py --subset-configs 8    # a quick check on 8 configurations spread over the grid
     python bench/probe.py --skip-sklearn        # ours only
     python bench/probe.py --sklearn-jobs 2      # sklearn fits over 2 processes (its best use of 2 cores)
+    python bench/probe.py --reps-dir D --device cuda --sklearn-jobs 16 --threads 16   # GPU vs 16 cores
 
 Output: a table on stdout, and ``bench/out/probe_<task>_l<layer>[_subsetN].json``.
 """
@@ -74,15 +80,29 @@ def load_average() -> float:
 
 
 def side_ours(
-    data: dict[str, np.ndarray], configs: list, seeds: list[int], max_iter: int, rng: str = "sklearn"
+    data: dict[str, np.ndarray],
+    configs: list,
+    seeds: list[int],
+    max_iter: int,
+    rng: str = "sklearn",
+    device: str = "cpu",
+    layout: str = "auto",
 ) -> dict[str, Any]:
+    import torch
+
     from tuneprobe.probes import ProbeSearch
 
     t0 = time.perf_counter()
-    search = ProbeSearch(configs=configs, seeds=seeds, max_iter=max_iter, device="cpu", rng=rng)
+    search = ProbeSearch(
+        configs=configs, seeds=seeds, max_iter=max_iter, device=device, rng=rng, layout=layout
+    )
     r = search.run(data["Xtr"], data["ytr"], data["Xte"], data["yte"], data["Xdev"], data["ydev"])
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     wall = time.perf_counter() - t0
     return {
+        "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
+        "layout": layout,
         "wall_s": wall,
         "grid_s": r.timings["grid_s"],
         "refit_s": r.timings["refit_s"],
@@ -180,20 +200,19 @@ def side_sklearn(
     }
 
 
-def worker(
-    side: str, work: Path, threads: int, max_iter: int, seeds: list[int], sk_jobs: int, rng: str
-) -> None:
+def worker(side: str, work: Path, args: argparse.Namespace, seeds: list[int]) -> None:
     """Child process: load the vectors from ``work``, run one side, write ``work/<side>.json``."""
     import torch
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(args.threads)
+    max_iter = args.max_iter
     data = {k: v for k, v in np.load(work / "data.npz", allow_pickle=False).items()}
     configs = [tuple(c) for c in json.loads((work / "configs.json").read_text())]
     configs = [(int(a), int(b), float(c)) for a, b, c in configs]
     if side == "ours":
-        out = side_ours(data, configs, seeds, max_iter, rng)
+        out = side_ours(data, configs, seeds, max_iter, args.ours_rng, args.device, args.ours_layout)
     else:
-        out = side_sklearn(data, configs, seeds, max_iter, sk_jobs)
+        out = side_sklearn(data, configs, seeds, max_iter, args.sklearn_jobs)
     ru_self = resource.getrusage(resource.RUSAGE_SELF)
     ru_kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     out["cpu_s"] = ru_self.ru_utime + ru_self.ru_stime + ru_kids.ru_utime + ru_kids.ru_stime
@@ -223,6 +242,10 @@ def run_side(side: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
         str(args.sklearn_jobs),
         "--ours-rng",
         args.ours_rng,
+        "--ours-layout",
+        args.ours_layout,
+        "--device",
+        args.device,
     ]
     load0 = load_average()
     t0 = time.perf_counter()
@@ -244,10 +267,21 @@ def run_side(side: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def extract_data(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    import tuneprobe
-
     data: dict[str, np.ndarray] = {}
     info: dict[str, Any] = {}
+    if args.reps_dir is not None:
+        from tuneprobe.probes.commands import load_split
+
+        for split, key in (("train", "tr"), ("dev", "dev"), ("test", "te")):
+            X, y = load_split(args.reps_dir / f"{split}.npy", None)
+            data["X" + key], data["y" + key] = np.ascontiguousarray(X, dtype=np.float32), y.astype(str)
+            info[split] = int(len(y))
+        info["dim"] = int(data["Xtr"].shape[1])
+        info["n_labels_train"] = len(np.unique(data["ytr"]))
+        info["reps_dir"] = str(args.reps_dir)
+        return data, info
+    import tuneprobe
+
     for split, key in (("train", "tr"), ("dev", "dev"), ("test", "te")):
         rep = tuneprobe.extract(
             args.task,
@@ -274,7 +308,8 @@ def report(res: dict[str, Any]) -> str:
         f"{i['test']}, dim {i['dim']}, {i['n_labels_train']} train labels; {res['n_configs']} "
         f"configurations, max_iter {res['max_iter']}, seeds {res['seeds']}; {res['threads']} thread(s) per "
         f"side (sklearn: {sk_jobs} process(es) x {max(1, res['threads'] // sk_jobs)} BLAS thread(s); ours: "
-        f"rng={res.get('ours_rng', 'sklearn')})"
+        f"rng={res.get('ours_rng', 'sklearn')}, device {res.get('ours', {}).get('device', 'cpu')}, layout "
+        f"{res.get('ours_layout', 'auto')})" + (f"; vectors from {i['reps_dir']}" if "reps_dir" in i else "")
     )
     head = (
         f"{'side':8} {'wall s':>8} {'grid s':>8} {'refit s':>8} {'CPU s':>8} {'peak RSS MB':>12} "
@@ -334,6 +369,19 @@ def main(argv: list[str] | None = None) -> int:
         "--ours-rng", default="sklearn", choices=("sklearn", "numpy"), help="random streams of our side"
     )
     p.add_argument(
+        "--ours-layout",
+        default="auto",
+        choices=("auto", "grouped", "padded"),
+        help="batched layout of our side",
+    )
+    p.add_argument("--device", default="cpu", help="our side's device: cpu | cuda (sklearn: always the CPU)")
+    p.add_argument(
+        "--reps-dir",
+        type=Path,
+        default=None,
+        help="read DIR/{train,dev,test}.npy + .labels.txt, no extraction",
+    )
+    p.add_argument(
         "--sklearn-jobs",
         type=int,
         default=1,
@@ -345,20 +393,22 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.worker is not None:
-        worker(args.worker, args.work, args.threads, args.max_iter, seeds, args.sklearn_jobs, args.ours_rng)
+        worker(args.worker, args.work, args, seeds)
         return 0
 
     configs = grid(args.subset_configs)
     data, info = extract_data(args)
     res: dict[str, Any] = {
-        "task": args.task,
-        "model": args.model,
-        "layer": args.layer,
+        "task": args.task if args.reps_dir is None else "vectors",
+        "model": args.model if args.reps_dir is None else str(args.reps_dir),
+        "layer": args.layer if args.reps_dir is None else "?",
         "n_configs": len(configs),
         "max_iter": args.max_iter,
         "configs": configs,
         "sklearn_jobs": args.sklearn_jobs,
         "ours_rng": args.ours_rng,
+        "ours_layout": args.ours_layout,
+        "device": args.device,
         "seeds": seeds,
         "threads": args.threads,
         "info": info,
@@ -384,7 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     res["report"] = text
     print(text)
     suffix = f"_subset{len(configs)}" if args.subset_configs else ""
-    out = args.out or DEFAULT_OUT / f"probe_{args.task}_l{args.layer}{suffix}.json"
+    name = f"{args.reps_dir.name}" if args.reps_dir is not None else f"{args.task}_l{args.layer}"
+    dev = "" if args.device == "cpu" else f"_{args.device}"
+    out = args.out or DEFAULT_OUT / f"probe_{name}{dev}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1) + "\n")
     print(f"wrote {out}")
