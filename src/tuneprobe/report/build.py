@@ -77,9 +77,10 @@ def make_figures(
     for model in _models(df):
         m = df[(df["model"] == model) & (df["task"] != "")]
         paths_tasks = sorted(m[m["analysis"] == "centroid_paths"]["task"].unique()) or ["pos"]
-        shift_tasks = sorted(
-            set(F.TASK_FIGURE) | set(m[m["analysis"] == "centroid_shift"]["task"].unique()),
-            key=lambda t: (F.TASK_FIGURE.get(t, 99), t),
+        shifted = m[(m["analysis"] == "centroid_shift") & (m["tuned_on"] != "")]
+        shift_runs = sorted(
+            {(t, t) for t in F.TASK_FIGURE} | set(zip(shifted["task"], shifted["tuned_on"], strict=True)),
+            key=lambda tu: (tu[0] != tu[1], F.TASK_FIGURE.get(tu[0], 99), tu),
         )
         jobs: list[tuple[str, Callable[[], Figure]]] = [
             (
@@ -97,10 +98,10 @@ def make_figures(
             ("Figure 5", partial(F.centroid_shift_figure, df, model, "pos", fig_dir, every_other=True)),
             *[
                 (
-                    f"Figure {F.TASK_FIGURE.get(t, 'S')} ({t})",
-                    partial(F.centroid_shift_figure, df, model, t, fig_dir),
+                    f"Figure {F.TASK_FIGURE.get(t, 'S') if t == u else 'S'} ({t}, tuned on {u})",
+                    partial(F.centroid_shift_figure, df, model, t, fig_dir, tuned_on=u),
                 )
-                for t in shift_tasks
+                for t, u in shift_runs
             ],
         ]
         for name, job in jobs:

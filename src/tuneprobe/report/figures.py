@@ -254,15 +254,26 @@ def similarity_figure(df: pd.DataFrame, model: str, out_dir: Path) -> Figure:
 
 
 def centroid_shift_figure(
-    df: pd.DataFrame, model: str, task: str, out_dir: Path, *, every_other: bool = False
+    df: pd.DataFrame,
+    model: str,
+    task: str,
+    out_dir: Path,
+    *,
+    tuned_on: str | None = None,
+    every_other: bool = False,
 ) -> Figure:
     """Figures 5 (``every_other``, POS) and 7-10 (all layers): per layer, the 2-D PCA of the labels' centroid
-    difference vectors (tuned minus original), scattered with label names."""
-    number = "5" if every_other else str(TASK_FIGURE.get(task, f"S-{task}"))
-    fig_id = f"fig{slug(number)}_centroid_shift_{slug(model)}_{slug(task)}"
+    difference vectors (tuned minus original), scattered with label names. ``tuned_on`` (default: the task
+    itself) names the fine-tuning run; another task's run gives a supplementary figure (``S``)."""
+    tuned_on = tuned_on or task
+    own = tuned_on == task
+    number = "5" if every_other else str(TASK_FIGURE.get(task, "S") if own else "S")
+    run = "" if own else f"_tuned_{slug(tuned_on)}"
+    fig_id = f"fig{slug(number)}_centroid_shift_{slug(model)}_{slug(task)}{run}"
     which = "every other layer" if every_other else "every layer"
-    title = f"Figure {number}. Centroid shifts after fine-tuning, {task}, {model_label(model)} ({which})."
-    rows = select(df, analysis="centroid_shift", control="real", model=model, tuned_on=task, task=task)
+    after = "fine-tuning" if own else f"fine-tuning on {tuned_on}"
+    title = f"Figure {number}. Centroid shifts after {after}, {task}, {model_label(model)} ({which})."
+    rows = select(df, analysis="centroid_shift", control="real", model=model, tuned_on=tuned_on, task=task)
     rows = _prefer_train(finals(rows, df))
     if not rows.empty:
         rows = select(rows, seed=int(rows["seed"].min()))
@@ -275,9 +286,8 @@ def centroid_shift_figure(
             fig_id,
             title,
             missing=(
-                f"`centroid_shift` rows (pc1, pc2 per label and layer) of {model} tuned on {task}, at the "
-                "run's "
-                "final checkpoint."
+                f"`centroid_shift` rows (pc1, pc2 per label and layer) of {model} tuned on {tuned_on}, at "
+                "the run's final checkpoint."
             ),
         )
     fig, axes = _grid(len(layer_list), ncols=4 if len(layer_list) > 4 else len(layer_list), size=(3.6, 3.3))

@@ -97,7 +97,7 @@ def models_table(df: pd.DataFrame) -> Table:
                 "L": fmt(vals["n_layers"]),
                 "H": fmt(vals["hidden_size"]),
                 "heads": fmt(vals["n_heads"]),
-                "parameters (M)": fmt(vals["n_parameters"] / 1e6, 1),
+                "parameters": _count(vals["n_parameters"]),
             }
         )
     t.data, t.display = _frame(data), _frame(disp)
@@ -105,6 +105,14 @@ def models_table(df: pd.DataFrame) -> Table:
 
 
 _MODEL_METRICS = ("n_layers", "hidden_size", "n_heads", "n_parameters")
+
+
+def _count(n: float) -> str:
+    """A parameter count: ``22.7M`` from 100,000 up, else the exact number."""
+    if np.isnan(n):
+        return "–"
+    return f"{n / 1e6:.1f}M" if n >= 1e5 else f"{int(n):,}"
+
 
 # ---------------------------------------------------------------------------------------------- Table 6
 
