@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tuneprobe.experiments.results import ANALYSES, validate_row
 from tuneprobe.geometry.cells import (
@@ -182,3 +185,52 @@ def test_effective_dimension() -> None:
     assert effective_dimension(Y) == 1
     assert effective_dimension(X[:2]) == 1  # n <= d path
     assert effective_dimension(np.ones((5, 3))) == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 4),
+    dim=st.integers(1, 3),
+    n_points=st.integers(0, 6),
+    names=st.lists(st.text(min_size=1, max_size=6), min_size=4, max_size=4, unique=True),
+    seed=st.integers(0, 2**31 - 1),
+    model=st.text(max_size=8),
+    acc=st.floats(allow_nan=True, allow_infinity=False),
+)
+def test_save_load_round_trip_property(
+    n: int, dim: int, n_points: int, names: list[str], seed: int, model: str, acc: float
+) -> None:
+    rng = np.random.default_rng(seed)
+
+    def floats(*shape: int) -> np.ndarray:
+        a = rng.normal(size=shape) * 10.0 ** rng.integers(-300, 300)
+        a[rng.random(shape) < 0.3] = np.nan
+        return a
+
+    cell = DirectProbeCell(
+        key=CellKey(model, "t", int(rng.integers(0, 9)), 2, "task", "dev", seed=seed, control="random"),
+        labels=names[:n],
+        n_points=n_points,
+        n_clusters=n,
+        is_linear=bool(rng.integers(0, 2)),
+        clusters=rng.integers(-1, n, size=n_points),
+        label_distance=floats(n, n),
+        label_distance_min=floats(n, n),
+        outside_min=floats(n),
+        inside_mean=floats(n),
+        inside_max=floats(n),
+        n_points_label=rng.integers(0, 5, size=n),
+        n_clusters_label=rng.integers(0, 3, size=n),
+        centroids=floats(n, dim),
+        effective_dimension=int(rng.integers(0, dim + 1)),
+        predictions={"test": {"intra_accuracy": acc, "nn_accuracy": 0.5}},
+        seconds={"seconds_cluster": float(rng.random())},
+        min_cluster_size=int(rng.integers(1, 7)),
+        affected_labels=names[:1],
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "c.npz"
+        cell.save(path)
+        back = DirectProbeCell.load(path)
+    assert back.same_as(cell) and back.key == cell.key and back.labels == cell.labels
+    assert _rows_equal(back.rows(), cell.rows())

@@ -181,7 +181,8 @@ class DirectProbeCell:
             a, b = getattr(self, name), getattr(other, name)
             if a.shape != b.shape or not np.array_equal(a, b, equal_nan=True):
                 return False
-        return _meta(self) == _meta(other)
+        # compared as JSON text, so that NaN equals NaN and floats compare by their exact repr
+        return json.dumps(_meta(self), sort_keys=True) == json.dumps(_meta(other), sort_keys=True)
 
     # ------------------------------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str]) -> Path:
