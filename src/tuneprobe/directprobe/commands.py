@@ -185,14 +185,15 @@ def run_directprobe(
     duplicate_policy: str = "keep",
     legacy_forward_loop: bool = False,
     rtol: float = 1e-4,
-    backend: str = "numpy",
-    device: str | None = None,
+    backend: str = "auto",
+    device: str | None = "auto",
     progress: bool = True,
     meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Cluster ``X`` (``[n, d]``) with its label names (``[n]``), write every output file into ``out``, and
     return
     the summary. ``X_predict`` (``[m, d]``) with ``labels_predict`` (``[m]``) adds nearest-hull prediction."""
+    from tuneprobe.directprobe.hulls import resolve_backend
     from tuneprobe.directprobe.measure import measure, predict_split
     from tuneprobe.directprobe.metrics import PROFILES
 
@@ -307,6 +308,7 @@ def run_directprobe(
             "rtol": rtol,
             "atol": pdist.atol,
             "backend": backend,
+            "solver": resolve_backend(backend, device),
             "n_cluster_pairs": int(computed.sum()),
             "n_unconverged": int((~pdist.converged[iu_k] & computed).sum()),
             "n_overlapping": int((pdist.overlap[iu_k] & computed).sum()),
@@ -399,8 +401,12 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option(help="reproduce the pre-2022 forward loop")
         ] = False,
         rtol: Annotated[float, typer.Option(help="relative tolerance of the hull distances")] = 1e-4,
-        backend: Annotated[str, typer.Option(help="hull geometry backend: numpy (torch: not yet)")] = "numpy",
-        device: Annotated[str | None, typer.Option(help="torch device (backend torch)")] = None,
+        backend: Annotated[
+            str, typer.Option(help="hull geometry solver: auto (torch on CUDA when present) | numpy | torch")
+        ] = "auto",
+        device: Annotated[
+            str, typer.Option(help="device of the hull geometry: auto (CUDA when present) | cpu | cuda[:N]")
+        ] = "auto",
         progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     ) -> None:
         """DirectProbe: clusters, hull distances, per-label statistics and (optionally) nearest-hull

@@ -41,6 +41,11 @@ Everything is computed in float64 on data centred at the global mean (distances 
 The data are never scaled or standardised. (With float32 input, the scans read the exact float32 values
 uncentred; the common shift cancels in ``m(x)``.)
 
+Torch / GPU path. ``backend="torch"`` (or ``backend="auto"``, the default, when a CUDA device is present) runs
+the batched torch solver of ``hulls_torch.py`` (the same Wolfe method and certificate, every pair of a chunk
+in one batched step; float64); the pairs it leaves uncertified are re-solved here by the compiled solver, so
+results carry the same guarantee on either path.
+
 Performance notes. Each pair is solved independently by the compiled kernel (no padding, no chunking);
 batches of pairs are split between threads (the kernel releases the GIL); results do not depend on the
 split. The first call in a fresh environment compiles the kernel (about 15-20 s of CPU, once; cached on disk
@@ -301,8 +306,8 @@ def cluster_distances(
     max_iter: int = 1000,
     add_per_side: int = 4,
     chunk_pairs: int | None = None,
-    backend: str = "numpy",
-    device: str | None = None,
+    backend: str = "auto",
+    device: str | None = "auto",
     progress: ProgressFn | None = None,
 ) -> PairDistances:
     """Hull-to-hull distances between clusters, with certificates' bounds and convergence flags.
@@ -311,6 +316,9 @@ def cluster_distances(
     Computes every pair of clusters with different labels (and same-label pairs when ``same_label``).
     Returns :class:`PairDistances` with ``[K, K]`` symmetric arrays; the diagonal is 0 and pairs not computed
     are NaN. ``chunk_pairs`` is accepted for compatibility and ignored (the compiled solver needs no chunks).
+    backend, device: which solver runs (:func:`resolve_backend`): by default the compiled CPU solver, or the
+    batched torch solver (``hulls_torch``) when a CUDA device is present; ``backend="torch", device="cpu"``
+    forces torch on the CPU.
     """
     Xf = _as_points(X, "X")
     order, starts, sizes, mu = _sorted_blocks(Xf, clustering)
@@ -380,8 +388,8 @@ def point_hull_distance_details(
     max_iter: int = 1000,
     add_per_side: int = 4,
     chunk_pairs: int | None = None,
-    backend: str = "numpy",
-    device: str | None = None,
+    backend: str = "auto",
+    device: str | None = "auto",
     progress: ProgressFn | None = None,
     nearest_only: bool = False,
     nearest_upper: np.ndarray | None = None,
@@ -395,6 +403,8 @@ def point_hull_distance_details(
     point.
     nearest_upper: optional float64 ``[m]`` upper bounds on each point's nearest reported distance (e.g. the
     distance to the nearest training point divided by ``1 - rtol``), to abandon pairs earlier.
+    backend, device: as for :func:`cluster_distances` (the torch solver solves every pair fully: no
+    abandoning under ``nearest_only``).
     """
     Xf = _as_points(X, "X")
     Pf = _as_points(P, "P") if np.asarray(P).shape[0] else np.zeros((0, Xf.shape[1]))
@@ -504,6 +514,42 @@ def _gram_blocks(
     return gram, off_of[blocks]
 
 
+def _cuda_present() -> bool:
+    """Whether torch sees a CUDA device, without importing torch on machines that have no NVIDIA driver
+    (importing torch costs about a second)."""
+    import sys
+
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "" and "torch" not in sys.modules:
+        return False
+    if "torch" not in sys.modules and not (
+        os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidia0")
+    ):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve_backend(backend: str = "auto", device: str | None = "auto") -> str:
+    """The solver that runs: ``"numpy"`` (the compiled CPU solver) or ``"torch"`` (``hulls_torch``).
+
+    backend ``"numpy"`` or ``"torch"`` is taken as given; ``"auto"`` picks torch when ``device`` names a CUDA
+    device, or is ``"auto"``/None and a CUDA device is present, else the compiled CPU solver (faster than
+    torch on a CPU). device: ``"auto"``/None, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` (used by the torch solver;
+    ``"auto"`` = CUDA when present).
+    """
+    if backend not in ("auto", "numpy", "torch"):
+        raise ValueError(f"backend must be 'auto', 'numpy' or 'torch', got {backend!r}")
+    if backend != "auto":
+        return backend
+    dev = "auto" if device is None else str(device)
+    if dev.startswith("cuda"):
+        return "torch"
+    if dev == "auto":
+        return "torch" if _cuda_present() else "numpy"
+    return "numpy"
+
+
 def _run_pairs(
     Xs: np.ndarray,
     starts: np.ndarray,
@@ -516,10 +562,10 @@ def _run_pairs(
     atol: float,
     max_iter: int,
     add_per_side: int,
-    chunk_pairs: int | None,
-    backend: str,
-    device: str | None,
-    progress: ProgressFn | None,
+    chunk_pairs: int | None = None,
+    backend: str = "numpy",
+    device: str | None = None,
+    progress: ProgressFn | None = None,
     groups: np.ndarray | None = None,
     group_ub: np.ndarray | None = None,
     keep_corral: bool = False,
@@ -541,15 +587,36 @@ def _run_pairs(
     clusters with many pairs use Gram mode: their Gram blocks ``X_c X_c^T`` and the points' inner products
     with the training rows are computed once with BLAS, so a scan costs O(n_c x corral) instead of
     O(n_c x d).
-    ``chunk_pairs`` and ``device`` are accepted for compatibility (the compiled solver needs no chunking).
+    ``chunk_pairs`` is accepted for compatibility (the compiled solver needs no chunking). backend/device:
+    :func:`resolve_backend`; the torch solver does not keep corrals (``keep_corral`` runs the CPU solver).
     """
-    del chunk_pairs, device
-    if backend == "torch":
-        raise ValueError("backend='torch' is not implemented yet; use backend='numpy'")
-    if backend != "numpy":
-        raise ValueError(f"backend must be 'numpy' (or, later, 'torch'), got {backend!r}")
+    del chunk_pairs
     if not 0 < rtol < 1:
         raise ValueError(f"rtol must be in (0, 1), got {rtol}")
+    if resolve_backend(backend, device) == "torch" and not keep_corral:
+        # every pair batched on the torch device ("nearest only" abandoning is not used); the pairs it leaves
+        # uncertified are re-solved exactly by the compiled CPU solver below
+        from tuneprobe.directprobe.hulls_torch import solve_pairs_torch
+
+        tres = _SolveResult(
+            *solve_pairs_torch(
+                Xs, starts, sizes, pa, pb, rtol=rtol, atol=atol, max_iter=max_iter, device=device or "auto"
+            )
+        )
+        bad = np.flatnonzero(~tres.converged)
+        if bad.size:
+            kw = {
+                "max_iter": max_iter,
+                "add_per_side": add_per_side,
+                "point_pairs": point_pairs,
+                "raw32": raw32,
+            }
+            fix = _run_pairs(Xs, starts, sizes, pa[bad], pb[bad], x0[bad], rtol=rtol, atol=atol, **kw)
+            for name in ("distance", "lower", "gap", "converged", "overlap", "iterations"):
+                getattr(tres, name)[bad] = getattr(fix, name)
+        if progress is not None:
+            progress(pa.shape[0], pa.shape[0])
+        return tres
     from tuneprobe.directprobe._hull_kernel import solve_pairs
 
     P = pa.shape[0]

@@ -121,8 +121,8 @@ def nearest_hull_predict(
     prune: bool = True,
     cluster_distances: np.ndarray | None = None,
     max_iter: int = 1000,
-    backend: str = "numpy",
-    device: str | None = None,
+    backend: str = "auto",
+    device: str | None = "auto",
     progress: ProgressFn | None = None,
 ) -> HullPrediction:
     """Label every row of ``X_test`` (``[m, d]``) with the label of its nearest cluster hull of ``X_train``
