@@ -32,6 +32,7 @@ Usage::
     python bench/probe.py --subset-configs 8    # a quick check on 8 configurations spread over the grid
     python bench/probe.py --skip-sklearn        # ours only
     python bench/probe.py --sklearn-jobs 2      # sklearn fits over 2 processes (its best use of 2 cores)
+    python bench/probe.py --step-cost           # one grid step: CPU time vs its GEMMs alone vs one big sgemm
     python bench/probe.py --reps-dir D --device cuda --sklearn-jobs 16 --threads 16   # GPU vs 16 cores
 
 Output: a table on stdout, and ``bench/out/probe_<task>_l<layer>[_subsetN].json``.
@@ -354,6 +355,69 @@ def report(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def step_cost(n: int = 4285, d: int = 384, k: int = 46, batch: int = 200, reps: int = 5) -> str:
+    """CPU cost of one training step of the whole grid in the grouped layout (1 thread, random data of
+    ps-role's shape) against the same step's GEMMs alone and against one large sgemm: where the time goes."""
+    import torch
+
+    from tuneprobe.probes._train import NetConfig, TrainSettings, _Packed, init_params
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    xb = torch.from_numpy(rng.normal(size=(batch, d)).astype(np.float32))
+    yb = torch.from_numpy(rng.integers(0, k, batch))
+    cfgs = [NetConfig((h1, h2), a) for h1 in HIDDEN for h2 in HIDDEN for a in ALPHAS]
+    params = [
+        [(torch.from_numpy(w), torch.from_numpy(b)) for w, b in init_params(d, c.hidden, k, 0)] for c in cfgs
+    ]
+    packed = _Packed(list(range(len(cfgs))), cfgs, params, None, d, k, torch.device("cpu"))
+    flops = 0
+    for c in cfgs:  # forward, weight gradients, input gradients of layers 2 and 3
+        (h1, h2) = c.hidden
+        flops += 2 * batch * (2 * (d * h1 + h1 * h2 + h2 * k) + h1 * h2 + h2 * k)
+    gem = []
+    for gi, g in enumerate(packed.groups):
+        a, widths = g.c1 - g.c0, [d, *g.hidden, k]
+        hs = [xb.expand(a, batch, d)] + [torch.rand(a, batch, w) for w in widths[1:-1]]
+        gem.append((packed.pv[gi], hs, [torch.rand(a, batch, w) for w in widths[1:]], packed.gv[gi][0]))
+
+    def gemms() -> None:
+        for (ws, bs), hs, ds, gws in gem:
+            for li, (w, b) in enumerate(zip(ws, bs, strict=True)):
+                torch.baddbmm(b.unsqueeze(1), hs[li], w)
+                torch.bmm(hs[li].transpose(1, 2), ds[li], out=gws[li])
+                if li > 0:
+                    torch.bmm(ds[li], w.transpose(1, 2))
+
+    t = [0]
+
+    def step() -> None:
+        t[0] += 1
+        packed.step(xb, yb, t[0], TrainSettings())
+
+    w_big = torch.randn(d, 15360)
+    out = torch.empty(batch, 15360)
+
+    def big() -> None:
+        torch.mm(xb, w_big, out=out)
+
+    def cpu(f: Any) -> float:
+        f()
+        t0 = time.process_time()
+        for _ in range(reps):
+            f()
+        return (time.process_time() - t0) / reps
+
+    full, only, one = (min(cpu(f) for _ in range(3)) for f in (step, gemms, big))
+    big_rate = 2 * batch * d * 15360 / one / 1e9
+    return (
+        f"grouped step, all {len(cfgs)} configurations ({flops / 1e9:.2f} GFLOP): {full * 1e3:.0f} ms CPU = "
+        f"{flops / full / 1e9:.1f} GFLOP/s; its GEMMs alone {only * 1e3:.0f} ms = "
+        f"{flops / only / 1e9:.1f} GFLOP/s (non-GEMM share {(full - only) / full:.0%}); "
+        f"one [{batch}, {d}] x [{d}, 15360] sgemm: {big_rate:.1f} GFLOP/s (1 thread)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--task", default="ps-role")
@@ -388,12 +452,18 @@ def main(argv: list[str] | None = None) -> int:
         help="processes for the sklearn fits (each with threads/jobs BLAS threads)",
     )
     p.add_argument("--out", type=Path, default=None, help="result JSON (default bench/out/probe_...json)")
+    p.add_argument(
+        "--step-cost", action="store_true", help="only measure one grid step's CPU cost, then exit"
+    )
     p.add_argument("--_worker", dest="worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--_work", dest="work", type=Path, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.worker is not None:
         worker(args.worker, args.work, args, seeds)
+        return 0
+    if args.step_cost:
+        print(step_cost())
         return 0
 
     configs = grid(args.subset_configs)
