@@ -305,3 +305,21 @@ def test_html_is_self_contained(report):
     n_drawn = sum(f.missing is None for f in report.figures)
     assert html.count('src="data:image/png;base64,') == n_drawn
     assert Path(report.out / "report.md").is_file()
+
+
+def test_run_configuration_from_run_json(tmp_path):
+    import json
+
+    from tuneprobe.report.build import _run_configuration
+    from tuneprobe.report.document import Code, Items
+
+    (tmp_path / "run.json").write_text(
+        json.dumps({"config": {"source": "cfg.toml", "toml": "[run]\nname = 'tiny'\n"}, "device": "cpu"})
+    )
+    (tmp_path / "other.toml").write_text("ignored = true\n")
+    blocks = _run_configuration(tmp_path)
+    codes = [b.text for b in blocks if isinstance(b, Code)]
+    assert codes == ["[run]\nname = 'tiny'\n"]
+    facts = next(b for b in blocks if isinstance(b, Items)).items
+    assert "Config: `cfg.toml`" in facts and "Device: cpu" in facts
+    assert _run_configuration(tmp_path / "nothing") == []

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -173,6 +174,43 @@ def _explorer_links(df: pd.DataFrame, results_dir: Path, out: Path) -> list[str]
     return items
 
 
+def _run_configuration(results_dir: Path) -> list[Block]:
+    """The run's configuration (every deviation from the paper's schedule is documented there): the config
+    TOML and environment recorded in ``run.json`` by the runner, else any ``*.toml`` beside the table."""
+    blocks: list[Block] = []
+    info: dict = {}
+    if (results_dir / "run.json").is_file():
+        try:
+            info = json.loads((results_dir / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            info = {}
+    cfg = info.get("config") if isinstance(info.get("config"), dict) else {}
+    facts = []
+    if cfg.get("source"):
+        facts.append(f"Config: `{cfg['source']}`")
+    if isinstance(info.get("versions"), dict):
+        facts.append("Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    if info.get("device"):
+        facts.append(f"Device: {info['device']}")
+    inv = info.get("invocation") if isinstance(info.get("invocation"), dict) else {}
+    if inv.get("started"):
+        facts.append(
+            f"Last invocation: {inv.get('started')} to {inv.get('finished', '?')} "
+            f"({inv.get('executed', '?')} jobs run, {inv.get('skipped', '?')} reused)"
+        )
+    texts = [("config", cfg["toml"])] if isinstance(cfg.get("toml"), str) else []
+    if not texts:
+        texts = [(p.name, p.read_text(encoding="utf-8")) for p in sorted(results_dir.glob("*.toml"))]
+    if facts or texts:
+        blocks.append(Heading(2, "Run configuration", "config"))
+        if facts:
+            blocks.append(Items(facts))
+        for name, text in texts:
+            blocks.append(Para(f"`{name}`:"))
+            blocks.append(Code(text))
+    return blocks
+
+
 def build_report(
     results_dir: str | Path, out: str | Path | None = None, *, log: Callable[[str], None] | None = None
 ) -> Report:
@@ -249,12 +287,7 @@ def build_report(
             "`RESULTS_DIR/explore/<task>.html`)."
         )
     )
-    configs = sorted(results_dir.glob("*.toml"))
-    if configs:
-        blocks.append(Heading(2, "Run configuration", "config"))
-        for cfg in configs:
-            blocks.append(Para(f"`{cfg.name}`:"))
-            blocks.append(Code(cfg.read_text(encoding="utf-8")))
+    blocks += _run_configuration(results_dir)
 
     md = out_dir / "report.md"
     html_path = out_dir / "report.html"
