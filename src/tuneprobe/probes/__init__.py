@@ -7,6 +7,10 @@
   refits, mean and population std of test accuracy. By default each fit uses the random numbers of
   ``MLPClassifier(random_state=seed)`` and follows its trajectory.
 - :func:`probe_representations`: the same on :class:`~tuneprobe.store.Representations`, returning tidy rows.
+- :func:`probe_task`: the same on a task's cached representations of a model or fine-tuning snapshot
+  (:func:`resolve_model`); what ``tuneprobe probe TASK --model M [--snapshot S] [--layer L]`` runs.
+- On a GPU the batched loops use the padded layout (every configuration of a loop in one zero-padded network
+  per layer, so a step is a few kernels); on CPU the grouped one (see :mod:`tuneprobe.probes._train`).
 
 
 Names are imported lazily, so ``import tuneprobe.probes`` (e.g. by the CLI) does not load torch.
@@ -32,6 +36,10 @@ _EXPORTS = {
     "probe_representations": "tuneprobe.probes.search",
     "probe_search": "tuneprobe.probes.search",
     "stratified_holdout": "tuneprobe.probes.search",
+    "ModelRef": "tuneprobe.probes.task",
+    "TaskProbe": "tuneprobe.probes.task",
+    "probe_task": "tuneprobe.probes.task",
+    "resolve_model": "tuneprobe.probes.task",
 }
 
 __all__ = sorted(_EXPORTS)
