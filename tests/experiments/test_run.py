@@ -86,6 +86,23 @@ def test_rerun_does_no_work(finished):
     assert (Path(ctx.results) / "results.parquet").read_bytes() == before
 
 
+def test_cli_dry_run_counts_done_jobs(finished, tiny_toml, tiny_dir, task_dirs, tmp_path):
+    from typer.testing import CliRunner
+
+    from tuneprobe.cli import app
+
+    plan, ctx, _, _ = finished
+    path = tmp_path / "tiny.toml"
+    path.write_text(tiny_toml(tiny_dir, *task_dirs, tmp_path / "elsewhere", ctx.cache_dir))
+    n = len(plan.jobs)
+    res = CliRunner().invoke(app, ["run", str(path), "--dry-run", "--results", ctx.results])
+    assert res.exit_code == 0, res.output
+    assert f"{n} jobs, {n:>6} done, 0 to run" in res.output and res.output.count("\ndone  ") == n - 1
+    res = CliRunner().invoke(app, ["run", str(path), "--dry-run"])  # the config's own (empty) output
+    assert res.exit_code == 0 and f"{n} jobs,      0 done, {n} to run" in res.output
+    assert not (tmp_path / "elsewhere").exists()  # a dry run writes nothing
+
+
 def test_interrupted_run_resumes_to_the_same_table(finished, tiny_toml, tiny_dir, task_dirs, tmp_path):
     plan0, ctx0, _, _ = finished
     # the same representation store, a fresh results directory

@@ -14,7 +14,12 @@ Results directory layout::
 Resume. A job whose ``jobs/<id>.parquet`` exists is skipped, so a rerun of a finished grid does no work and an
 interrupted run continues with the first unfinished job (a killed fine-tuning or extraction resumes from its
 own checkpoints). Jobs of an earlier, different config stay in ``jobs/`` but only the current plan's jobs make
-up the table. :func:`record_job` is what any executor runs per job (the Dask executor can submit it as is).
+up the table.
+
+Executors. :func:`run_plan` hands the unfinished jobs, in dependency order, to an executor
+(:data:`Executor`; :func:`execute_local` by default). Any executor runs :func:`record_job` per job once the
+jobs in ``job.deps`` have finished; jobs and :class:`RunContext` are small picklable values, so a Dask
+executor can submit ``record_job(job, ctx)`` with the futures of its dependencies and ``job.resources``.
 """
 
 from __future__ import annotations
@@ -167,16 +172,37 @@ def assemble(plan: Plan, results: Path) -> int:
     return len(rows)
 
 
+Echo = Callable[[str], None]
+Executor = Callable[[list[Job], RunContext, JobRunner, Echo], dict[str, int]]
+"""Runs the unfinished jobs (given in dependency order) with :func:`record_job`; returns jobs run per kind."""
+
+
+def execute_local(todo: list[Job], ctx: RunContext, run: JobRunner, echo: Echo) -> dict[str, int]:
+    """The local executor: one job after another, in the plan's order, with a progress line per job. A
+    failing job stops the run; the jobs finished before it stay recorded."""
+    by_kind: dict[str, int] = {}
+    for i, job in enumerate(todo, 1):
+        echo(f"[{i}/{len(todo)}] {job.kind}: {job.name} ({job.id})")
+        try:
+            info = record_job(job, ctx, run)
+        except BaseException as exc:
+            echo(f"[{i}/{len(todo)}] FAILED {job.kind}: {job.name}: {type(exc).__name__}: {exc}")
+            raise
+        by_kind[job.kind] = by_kind.get(job.kind, 0) + 1
+        echo(f"[{i}/{len(todo)}] done in {info['seconds']:.1f} s, {info['n_rows']} rows")
+    return by_kind
+
+
 def run_plan(
     plan: Plan,
     ctx: RunContext,
     *,
     run: JobRunner = run_job,
-    echo: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+    echo: Echo = lambda s: print(s, file=sys.stderr, flush=True),
+    executor: Executor = execute_local,
 ) -> RunSummary:
-    """Run every unfinished job of ``plan`` in order (module docstring), then assemble the table and write
-    ``run.json``. A failing job stops the run (jobs finished before it stay recorded) and its exception
-    propagates."""
+    """Run every unfinished job of ``plan`` with ``executor`` (module docstring), then assemble the table and
+    write ``run.json``. An exception of a job propagates."""
     results = Path(ctx.results)
     t_start = time.perf_counter()
     started = _now()
@@ -185,16 +211,7 @@ def run_plan(
         todo = [j for j in plan.jobs if not is_done(results, j)]
         n = len(plan.jobs)
         echo(f"{plan.config.name}: {n} jobs, {n - len(todo)} already done, {len(todo)} to run -> {results}")
-        by_kind: dict[str, int] = {}
-        for i, job in enumerate(todo, 1):
-            echo(f"[{i}/{len(todo)}] {job.kind}: {job.name} ({job.id})")
-            try:
-                info = record_job(job, ctx, run)
-            except BaseException as exc:
-                echo(f"[{i}/{len(todo)}] FAILED {job.kind}: {job.name}: {type(exc).__name__}: {exc}")
-                raise
-            by_kind[job.kind] = by_kind.get(job.kind, 0) + 1
-            echo(f"[{i}/{len(todo)}] done in {info['seconds']:.1f} s, {info['n_rows']} rows")
+        by_kind = executor(todo, ctx, run, echo)
         n_rows = assemble(plan, results)
         seconds = time.perf_counter() - t_start
         summary = RunSummary(results, n, len(todo), n - len(todo), seconds, n_rows, by_kind)
