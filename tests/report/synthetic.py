@@ -196,6 +196,7 @@ def synthetic_rows(
             _r(analysis="outside_min_change", metric="mean_change", value=sum(ch) / len(ch), **key),
             _r(analysis="outside_min_change", metric="n_labels", value=len(ch), **key),
             _r(analysis="directprobe", metric="is_linear", value=1.0, **key),
+            _r(analysis="outside_min_change", metric="mean_change", value=0.01, control="random", **key),
         ]
         rows.append(
             _r(

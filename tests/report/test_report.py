@@ -90,6 +90,7 @@ def test_tables_have_the_known_numbers(report):
     role = _row(t5, tuned_on="ps-role")
     assert (role["labels_up"], role["labels_down"]) == (2, 1)
     assert role["mean_change"] == pytest.approx(0.4 / 3)
+    assert role["mean_change_random"] == 0.01  # the random-label control beside it
     assert list(t5["tuned_on"]) == ["", "ps-fxn", "pos", "ps-role"]  # original, the target itself, others
 
     ctrl = _table(report, "control_random_labels").data

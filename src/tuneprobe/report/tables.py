@@ -329,8 +329,8 @@ def cross_task_table(df: pd.DataFrame, layers: dict[str, int]) -> Table:
         "Table 5. Cross-task effect (train set, last layer).",
         "Each row measures the target task's train data under a model tuned on another task (or on the "
         "target itself): labels whose `outside_min` rose / fell relative to the original, the mean change "
-        "(and divided by the original mean `inside_mean`), whether the target stays linearly separable, and "
-        "the MLP probe's test accuracy.",
+        "(also divided by the original mean `inside_mean`, and under the random-label control), whether "
+        "the target stays linearly separable, and the MLP probe's test accuracy.",
     )
     last = at_last_layer(df, layers)
     change = select(last, analysis="outside_min_change", split="train", control="real")
@@ -348,6 +348,9 @@ def cross_task_table(df: pd.DataFrame, layers: dict[str, int]) -> Table:
     orig_probe, tuned_probe = _endpoints(df, probe)
     tuned_dp = Lookup(finals(dp, df))
     orig_dp = Lookup(originals(dp))
+    random_change = Lookup(
+        finals(select(last, analysis="outside_min_change", split="train", control="random"), df)
+    )
     data, disp = [], []
     for (model, target), _ in cross.groupby(["model", "task"]):
         acc0 = orig_probe.get(
@@ -366,6 +369,7 @@ def cross_task_table(df: pd.DataFrame, layers: dict[str, int]) -> Table:
                 "labels down": "–",
                 "mean change": "–",
                 "mean scaled change": "–",
+                "mean change, random labels": "–",
                 "linear": _lin(lin0),
                 "accuracy": fmt(acc0),
             }
@@ -410,6 +414,7 @@ def cross_task_table(df: pd.DataFrame, layers: dict[str, int]) -> Table:
                 analysis="directprobe",
                 metric="is_linear",
             )
+            mean_random = random_change.get(**key, metric="mean_change", control="random")
             n = look.get(**key, metric="n_labels")
             if np.isnan(n) and len(by_label):
                 n = float(by_label.notna().sum())
@@ -423,6 +428,7 @@ def cross_task_table(df: pd.DataFrame, layers: dict[str, int]) -> Table:
                     "n_labels": n,
                     "mean_change": mean,
                     "mean_change_scaled": mean_scaled,
+                    "mean_change_random": mean_random,
                     "linear": lin,
                     "accuracy": acc,
                 }
@@ -436,6 +442,7 @@ def cross_task_table(df: pd.DataFrame, layers: dict[str, int]) -> Table:
                     "labels down": _of(down, n),
                     "mean change": fmt(mean, 3),
                     "mean scaled change": fmt(mean_scaled, 3),
+                    "mean change, random labels": fmt(mean_random, 3),
                     "linear": _lin(lin),
                     "accuracy": fmt(acc),
                 }
