@@ -16,6 +16,7 @@ from tuneprobe.geometry.analyses import (
     centroid_paths,
     centroid_shift,
     closest_triple,
+    extreme_labels,
     linear_cka,
     model_rows,
     outside_min_change,
@@ -191,6 +192,20 @@ def test_outside_min_change_all_down_and_absent_labels() -> None:
     assert value(rows, "labels_up") == 0 and value(rows, "labels_down") == 3
     assert value(rows, "mean_change") == pytest.approx(-(0.5 + 1.0 + 1.0) / 3)
     assert not [r for r in rows if r["label"] == "d"]
+
+
+def test_extreme_labels_use_the_last_checkpoint() -> None:
+    D = sym(V, 4)
+    base = make_cell(D, om=[1.0, 1.0, 1.0, 1.0])
+    mid = make_cell(D, checkpoint=5, om=[9.0, 0.0, 0.0, 0.0])  # a's rise here is not the final one
+    end = make_cell(D, checkpoint=10, om=[1.5, 3.0, 0.5, math.nan])
+    rows = outside_min_change(base, mid) + outside_min_change(base, end)
+    assert extreme_labels(rows, 2) == (["b", "a"], ["c", "a"])
+    assert extreme_labels(rows, 5) == (["b", "a", "c"], ["c", "a", "b"])  # d is undefined
+    assert extreme_labels([], 3) == ([], [])
+    other = outside_min_change(make_cell(D, layer=1, om=[1.0] * 4), make_cell(D, layer=1, checkpoint=10))
+    with pytest.raises(ValueError, match="series"):
+        extreme_labels(rows + other)
 
 
 # ------------------------------------------------------------------------------------------ Figure 3

@@ -19,6 +19,7 @@ _EXPORTS = {
     "centroid_paths": "tuneprobe.geometry.analyses",
     "centroid_shift": "tuneprobe.geometry.analyses",
     "closest_triple": "tuneprobe.geometry.analyses",
+    "extreme_labels": "tuneprobe.geometry.analyses",
     "linear_cka": "tuneprobe.geometry.analyses",
     "model_rows": "tuneprobe.geometry.analyses",
     "outside_min_change": "tuneprobe.geometry.analyses",

@@ -10,7 +10,8 @@ row set says how many label pairs or labels it used.
 
 - :func:`train_test_similarity`: Tables 2/7, Pearson of the train and the test distance vectors.
 - :func:`similarity_to_original`: Fig. 4, Pearson of each checkpoint's distance vector with checkpoint 0's.
-- :func:`outside_min_change`: Figs. 2/6 and Table 5, per-label ``outside_min`` change against the original.
+- :func:`outside_min_change`: Figs. 2/6 and Table 5, per-label ``outside_min`` change against the original;
+  :func:`extreme_labels` picks the labels that Figs. 2/6 draw.
 - :func:`closest_triple` and :func:`centroid_paths`: Fig. 3, 2-D PCA paths of three label centroids.
 - :func:`centroid_shift`: Figs. 5, 7-10, 2-D PCA of the label centroids' difference vectors.
 - :func:`model_rows`, :func:`task_rows`: Tables 1 and 6.
@@ -20,7 +21,7 @@ row set says how many label pairs or labels it used.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ __all__ = [
     "train_test_similarity",
     "similarity_to_original",
     "outside_min_change",
+    "extreme_labels",
     "closest_triple",
     "centroid_paths",
     "centroid_shift",
@@ -229,6 +231,41 @@ def outside_min_change(base: DirectProbeCell, other: DirectProbeCell) -> list[di
         row("n_labels", int(ok.sum())),
     ]
     return rows
+
+
+def extreme_labels(
+    rows: Iterable[Mapping[str, Any]], k: int = 3, *, metric: str = "change"
+) -> tuple[list[str], list[str]]:
+    """Figures 2/6: the ``k`` labels whose ``outside_min`` rose most and the ``k`` that rose least.
+
+    rows: ``outside_min_change`` rows of one series (model, tuned_on, task, split, layer, seed, control); the
+    ranking uses its last checkpoint (final minus checkpoint 0), ``metric`` ``"change"`` or
+    ``"change_scaled"``. Returns (largest first, smallest first); undefined changes are skipped; ties go to
+    the smaller name.
+    """
+    picked = [
+        r for r in rows if r["analysis"] == "outside_min_change" and r["metric"] == metric and r["label"]
+    ]
+    if not picked:
+        return [], []
+    series = {
+        tuple(r[c] for c in ("model", "tuned_on", "task", "split", "layer", "seed", "control"))
+        for r in picked
+    }
+    if len(series) > 1:
+        raise ValueError(f"extreme_labels: rows of {len(series)} series; pass one")
+    last = max(r["checkpoint"] for r in picked)
+    final = sorted(
+        (
+            (float(r["value"]), r["label"])
+            for r in picked
+            if r["checkpoint"] == last and math.isfinite(r["value"])
+        ),
+        key=lambda t: (t[0], t[1]),
+    )
+    up = [n for _, n in sorted(final, key=lambda t: (-t[0], t[1]))[:k]]
+    down = [n for _, n in final[:k]]
+    return up, down
 
 
 # ----------------------------------------------------------------------------------------------------------
