@@ -103,15 +103,16 @@ def measure(
     duplicate_policy: str = "keep",
     legacy_forward_loop: bool = False,
     rtol: float = DEFAULT_RTOL,
-    backend: str = "numpy",
-    device: str | None = None,
+    backend: str = "auto",
+    device: str | None = "auto",
     progress: bool = False,
 ) -> Measurement:
     """Cluster ``X`` (``[n, d]``) with label ids ``y`` (``[n]``, indices into ``names``), compute the cluster
     hull distances and the label statistics (PAPER.md §6.5-6.7).
 
     ``fit`` replaces :func:`fit_clustering` (same signature); ``names`` may hold labels absent from ``y``
-    (their rows of every statistic are undefined).
+    (their rows of every statistic are undefined). backend, device: the hull solver
+    (:func:`tuneprobe.directprobe.hulls.resolve_backend`; by default torch on CUDA when present).
     """
     from tuneprobe.directprobe.hulls import cluster_distances
     from tuneprobe.directprobe.metrics import label_statistics
@@ -174,8 +175,8 @@ def predict_split(
     y_predict: np.ndarray,
     *,
     rtol: float = DEFAULT_RTOL,
-    backend: str = "numpy",
-    device: str | None = None,
+    backend: str = "auto",
+    device: str | None = "auto",
     progress: bool = False,
 ) -> SplitPrediction:
     """Predict ``X_predict`` (``[m, d]``, true label ids ``y_predict`` ``[m]`` into ``m.names``, -1 for

@@ -367,8 +367,8 @@ def run_directprobe_cell(
     search: str = "auto",
     duplicate_policy: str = "keep",
     rtol: float | None = None,
-    backend: str = "numpy",
-    device: str | None = None,
+    backend: str = "auto",
+    device: str | None = "auto",
 ) -> DirectProbeCell:
     """Fit DirectProbe on ``X`` (``[n, d]``) with label ids ``y`` (``[n]``, indices into ``labels``) and
     measure the cell.
@@ -377,7 +377,8 @@ def run_directprobe_cell(
         ``y_s`` holds ids into ``labels`` (-1 = a label outside the vocabulary) or label names (names outside
         ``labels`` count as errors).
     min_cluster_size, undefined: the §6.7 options (strict: 1, ``"nan"``; reference: 6, ``"zero"``).
-    search, duplicate_policy, rtol, backend, device: passed to the DirectProbe engine.
+    search, duplicate_policy, rtol, backend, device: passed to the DirectProbe engine (by default the hull
+        solver runs on CUDA when present, else the compiled CPU solver).
     For the random-label control pass ``permute_labels(y, seed)`` and a key with ``control="random"``.
     """
     from tuneprobe.directprobe.hulls import DEFAULT_RTOL
