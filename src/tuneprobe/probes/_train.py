@@ -709,8 +709,9 @@ def default_workers(device: torch.device) -> int:
 
 
 class _Progress:
-    """Merges the per-job epoch reports of parallel jobs into ``progress(epoch, n_active_total)`` calls,
-    one per new highest epoch."""
+    """Merges the per-job epoch reports of jobs (parallel or one after another) into ``progress(epoch,
+    n_active_total)`` calls: one per new highest epoch, and one whenever the number of configurations still
+    training (summed over all jobs, the ones not started included) drops."""
 
     def __init__(self, progress: Callable[[int, int], None] | None, sizes: list[int]) -> None:
         self.progress = progress
@@ -724,9 +725,10 @@ class _Progress:
 
         def report(epoch: int, active: int) -> None:
             with self.lock:
+                before = sum(self.active)
                 self.active[j] = active
-                if epoch > self.epoch:
-                    self.epoch = epoch
+                if epoch > self.epoch or sum(self.active) < before:
+                    self.epoch = max(self.epoch, epoch)
                     assert self.progress is not None
                     self.progress(epoch, sum(self.active))
 

@@ -53,7 +53,17 @@ def load_split(reps: Path, labels: Path | None) -> tuple[np.ndarray, np.ndarray]
         raise DataFormatError(reps, None, f"not a .npy array ({exc})") from None
     if X.ndim != 2 or not np.issubdtype(X.dtype, np.floating):
         raise DataFormatError(reps, None, f"expected a float [n, dim] matrix, got {X.dtype} {X.shape}")
-    names = lab.read_text(encoding="utf-8").splitlines()
+    if X.shape[0] == 0:
+        raise DataFormatError(reps, None, "the matrix has no rows (an empty split)")
+    bad = np.flatnonzero(~np.isfinite(X).all(1))
+    if bad.size:
+        raise DataFormatError(
+            reps, None, f"{bad.size} row(s) contain NaN or Inf (first: row {int(bad[0])}, 0-based)"
+        )
+    try:
+        names = lab.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(lab, None, f"not UTF-8 text ({exc})") from None
     for i, name in enumerate(names, start=1):
         if not name.strip():
             raise DataFormatError(lab, i, "expected a label name, got an empty line")
@@ -82,11 +92,12 @@ def _csv(rows: list[dict[str, object]], fields: list[str]) -> str:
 
 
 class _Bar:
-    """One tqdm bar per phase (``grid``, ``refit``) over epochs, with the number of configurations still
-    training; ``__call__(phase, epoch, active)`` is :class:`ProbeSearch`'s progress callback."""
+    """One tqdm bar per phase (``grid``, ``refit``) counting finished configurations, with the current epoch;
+    ``__call__(phase, epoch, active)`` is :class:`ProbeSearch`'s progress callback (its first call of a phase
+    gives the phase's number of configurations)."""
 
-    def __init__(self, max_iter: int, enabled: bool) -> None:
-        self.max_iter, self.enabled = max_iter, enabled
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
         self.phase: str | None = None
         self.bar = None
 
@@ -98,10 +109,11 @@ class _Bar:
         if phase != self.phase:
             self.close()
             self.phase = phase
-            self.bar = tqdm(total=self.max_iter, desc=f"probe {phase}", unit="epoch", leave=False)
+            self.total = active
+            self.bar = tqdm(total=active, desc=f"probe {phase}", unit="config", leave=False)
         assert self.bar is not None
-        self.bar.update(epoch - self.bar.n)
-        self.bar.set_postfix(training=active, refresh=False)
+        self.bar.update(self.total - active - self.bar.n)
+        self.bar.set_postfix(epoch=epoch, refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -219,7 +231,7 @@ def register(app: typer.Typer) -> None:
         alpha_list = _numbers(alphas, float, "--alphas")
         if threads is not None:
             torch.set_num_threads(threads)
-        bar = _Bar(max_iter, progress)
+        bar = _Bar(progress)
         search_opts = {
             "hidden_sizes": sizes,
             "alphas": alpha_list,
