@@ -144,11 +144,14 @@ def test_every_figure_file_is_a_valid_png_and_svg(report):
         assert f"figures/{f.png.name}" in report.markdown.read_text()
 
 
-def test_figure_2_picks_the_labels_by_gain(tmp_path):
+@pytest.mark.parametrize("with_change_rows", [True, False])
+def test_figure_2_picks_the_labels_by_gain(tmp_path, with_change_rows):
     from tuneprobe.report.figures import outside_min_figure
 
     many = {"pos": {f"L{i}": (1.0, 1.0, 1.0 + i) for i in range(8)}}  # gain = i
     df, layers = _frame(outside_min=many)
+    if not with_change_rows:  # ranked from the directprobe outside_min series instead
+        df = df[df["analysis"] != "outside_min_change"]
     fig = outside_min_figure(df, layers, "default", tmp_path, tasks=["pos"], figure="2")
     text = _svg_text(fig.svg.read_text())
     for i in (7, 6, 5, 0, 1, 2):  # the 3 largest and the 3 smallest gains, each with its gain in the legend

@@ -265,13 +265,19 @@ def build_report(
                 "paper reports."
             )
         )
+    blocks.append(
+        Para(
+            "Contents: [Claims](#claims) · [Tables](#tables) · [Figures](#figures) · "
+            "[Not in this run](#not-in-this-run) · [Explorer](#explorer)"
+        )
+    )
     absent = [f"`{a}`: {doc}" for a, doc in ANALYSES.items() if a not in present]
     blocks += _claim_blocks(claims)
     blocks.append(Heading(2, "Tables", "tables"))
     blocks += tables
     blocks.append(Heading(2, "Figures", "figures"))
     blocks += [f for f in figures if f.missing is None]
-    blocks.append(Heading(2, "Not in this run", "missing"))
+    blocks.append(Heading(2, "Not in this run", "not-in-this-run"))
     not_here = [f"{x.title} Needs: {x.missing}" for x in [*tables, *figures] if x.missing is not None]
     blocks.append(Items(not_here) if not_here else Para("Every table and figure was drawn."))
     if absent:

@@ -100,6 +100,7 @@ def outside_min_figure(
         metric=["outside_min", "is_linear"],
         model=model,
     )
+    changes = select(df, analysis="outside_min_change", control="real", split="train", model=model)
     found = [t for t in _self_runs(rows, model) if tasks is None or t in tasks]
     series = {}
     for task in found:
@@ -124,10 +125,13 @@ def outside_min_figure(
     notes = []
     for ax, (task, (om, lin)) in zip(axes, series.items(), strict=True):
         gain = (om.iloc[-1] - om.loc[0]).dropna().sort_values()
-        picked = list(gain.index[-3:][::-1]) + [lab for lab in gain.index[:3] if lab not in gain.index[-3:]]
-        for lab in picked:
-            style = "-" if lab in gain.index[-3:] else "--"
-            ax.plot(om.index, om[lab], style, marker="o", ms=3, label=f"{lab} ({gain[lab]:+.2f})")
+        up, down = _extremes(changes, model, task, layers.get(model, -1))
+        if not up:  # no outside_min_change rows: rank by the outside_min series itself
+            up = list(gain.index[-3:][::-1])
+            down = list(gain.index[:3])
+        for lab in [*up, *(lab for lab in down if lab not in up)]:
+            style = "-" if lab in up else "--"
+            ax.plot(om.index, om[lab], style, marker="o", ms=3, label=f"{lab} ({gain.get(lab, np.nan):+.2f})")
         nonlin = [int(c) for c, v in lin.items() if v == 0]
         if nonlin:
             notes.append(f"{task}: not linearly separable at update(s) {', '.join(map(str, nonlin))}")
@@ -144,6 +148,18 @@ def outside_min_figure(
     if notes:
         cap += " " + "; ".join(notes) + " (the label partition overlaps there)."
     return Figure(fig_id, title, cap, png, svg)
+
+
+def _extremes(changes: pd.DataFrame, model: str, task: str, layer: int) -> tuple[list[str], list[str]]:
+    """The 3 labels whose ``outside_min`` rose most / least in the run tuned on ``task`` (smallest seed), by
+    :func:`tuneprobe.geometry.analyses.extreme_labels` on its ``outside_min_change`` rows."""
+    from tuneprobe.geometry.analyses import extreme_labels
+
+    rows = select(changes, tuned_on=task, task=task, layer=layer)
+    if rows.empty:
+        return [], []
+    rows = select(rows, seed=int(rows["seed"].min()))
+    return extreme_labels(rows.to_dict(orient="records"), 3)
 
 
 # ---------------------------------------------------------------------------------------------- Figure 3
