@@ -101,7 +101,7 @@ class _Batch:
     def compact(self, extra: int) -> None:
         """Live slots first, then room for ``extra`` more slots (capacity = max live count + extra)."""
         P, S = self.live.shape
-        order = torch.argsort((~self.live).to(torch.int8), dim=1, stable=True)
+        order = torch.argsort((~self.live).to(torch.int32), dim=1, stable=True)
         cap = int(self.live.sum(1).max()) if P else 0
         cap = cap + extra
         order = order[:, : min(cap, S)]
