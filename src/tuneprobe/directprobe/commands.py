@@ -82,7 +82,10 @@ def read_labels(path: Path, n_rows: int, reps: Path) -> list[str]:
     line."""
     if not path.is_file():
         raise DataNotFoundError(f"{path}: no such file (labels for {reps}; pass --labels)")
-    names = path.read_text(encoding="utf-8").splitlines()
+    try:
+        names = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(path, None, f"not UTF-8 text ({exc})") from None
     for i, name in enumerate(names, start=1):
         if not name.strip():
             raise DataFormatError(path, i, "expected a label name, got an empty line")
@@ -215,7 +218,6 @@ def run_directprobe(
     names = sorted(set(labels))
     index = {n: i for i, n in enumerate(names)}
     y = np.array([index[n] for n in labels], dtype=np.int64)
-    out.mkdir(parents=True, exist_ok=True)
     m = measure(
         X,
         y,
@@ -235,7 +237,8 @@ def run_directprobe(
     clustering, pdist, stats = m.clustering, m.pair_distances, m.statistics
     seconds_cluster, seconds_distances = m.seconds_cluster, m.seconds_distances
 
-    # ---- files
+    # ---- files (the directory only now: a rejected input leaves nothing behind)
+    out.mkdir(parents=True, exist_ok=True)
     assign = np.asarray(clustering.assignment, dtype=np.int64)
     _write(out / "clusters.txt", "".join(f"{int(c)}\n" for c in assign))
     ld = stats.distances

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -349,7 +350,7 @@ def load_encoder_dir(
         model = AutoModel.from_pretrained(
             path, local_files_only=True, dtype=torch.float32, trust_remote_code=trust_remote_code
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, pickle.UnpicklingError) as exc:  # pickled weights: torch.load(weights_only)
         raise TuneprobeError(f"cannot load model {name!r} from {path}: {exc}") from None
     enc = Encoder(model, tokenizer, name=name, path=path, device=device)
     log.info("loaded %r", enc)

@@ -66,6 +66,11 @@ extraction, DirectProbe and the probes alike; fine-tuning always uses the whole 
 
 Relative paths (``output``, ``data_dir``, ``cache_dir``, model directories, ``jsonl:DIR`` tasks) are resolved
 against the current directory.
+
+Output paths cannot escape: ``run.name`` is a plain name (no ``/``, ``\\``, ``.`` or ``..``), ``run.output``
+has no ``..`` component, and every file a run writes lies below the output directory (named by job ids and
+:func:`tuneprobe.experiments.plan.safe_name`). An absolute ``output`` is the config author's explicit choice
+and is allowed (``--dry-run`` prints it); ``--results`` on the command line overrides it unchecked.
 """
 
 from __future__ import annotations
@@ -74,7 +79,7 @@ import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from tuneprobe.errors import TuneprobeError
@@ -476,7 +481,13 @@ def parse_config(text: str, source: str = "<config>", default_name: str = "exper
     seeds = run.get("seeds", "[int]", (0,))
     if not seeds or len(set(seeds)) != len(seeds):
         raise run.fail("seeds", "expected a non-empty list of distinct seeds")
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise run.fail("name", f"expected a plain name (no '/', '\\', '.' or '..'), got {name!r}")
     output = run.get("output", "str", f"results/{name}")
+    if ".." in Path(output).parts or ".." in PureWindowsPath(output).parts:
+        raise run.fail(
+            "output", f"{output!r} leaves its directory ('..'); a config's output may not escape it"
+        )
     device = run.get("device", "str", "auto")
     if device not in ("auto", "cpu", "cuda", "mps") and not device.startswith("cuda:"):
         raise run.fail("device", f"expected auto, cpu, cuda, cuda:N or mps, got {device!r}")
