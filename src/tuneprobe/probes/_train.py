@@ -59,6 +59,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -205,7 +206,42 @@ class _Group:
     c1: int
 
 
-class _Packed:
+class _FlatBuffers:
+    """Parameters, gradients and Adam moments of a batched loop in four flat float32 buffers ``P, G, M, V``;
+    subclasses define the layout (``_views``) and where configuration ``c`` sits in it (``_gather``)."""
+
+    P: torch.Tensor
+    G: torch.Tensor
+    M: torch.Tensor
+    V: torch.Tensor
+    step_t: torch.Tensor
+
+    def _alloc(self, size: int, device: torch.device) -> None:
+        f32 = {"dtype": torch.float32, "device": device}
+        self.P = torch.zeros(size, **f32)
+        self.G = torch.zeros(size, **f32)
+        self.M = torch.zeros(size, **f32)
+        self.V = torch.zeros(size, **f32)
+        self.step_t = torch.zeros((), **f32)
+
+    def _views(self, buf: torch.Tensor) -> Any:
+        raise NotImplementedError
+
+    def _gather(self, views: Any, c: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+    def params_of(self, c: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Copies of configuration ``c``'s ``(W [in, out], b [out])`` per layer (its real block)."""
+        return self._gather(self._views(self.P), c)
+
+    def moments_of(self, c: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Copies of configuration ``c``'s Adam moments ``(mW, mb, vW, vb)`` per layer."""
+        m = self._gather(self._views(self.M), c)
+        v = self._gather(self._views(self.V), c)
+        return [(a[0], a[1], b[0], b[1]) for a, b in zip(m, v, strict=True)]
+
+
+class _Packed(_FlatBuffers):
     """All parameters, gradients and Adam moments of the active configurations in four flat buffers.
 
     Layout of each buffer: for each group (``A`` configurations with equal hidden sizes) and each layer ``l``
@@ -239,11 +275,7 @@ class _Packed:
             size += (g.c1 - g.c0) * sum(fi * fo + fo for fi, fo in zip(widths[:-1], widths[1:], strict=True))
         self.size = size
         f32 = {"dtype": torch.float32, "device": device}
-        self.P = torch.empty(size, **f32)
-        self.G = torch.empty(size, **f32)
-        self.M = torch.zeros(size, **f32)
-        self.V = torch.zeros(size, **f32)
-        self.step_t = torch.zeros((), **f32)
+        self._alloc(size, device)
         self.pv, self.gv = self._views(self.P), self._views(self.G)
         # per-element L2 weight (alpha on weights, 0 on biases): the decay term is one fused op over the grid
         self.alpha_flat = torch.zeros(size, **f32)
@@ -290,16 +322,6 @@ class _Packed:
     def _gather(self, views: list, c: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         gi, j = self._locate(c)
         return [(w[j].clone(), b[j].clone()) for w, b in zip(views[gi][0], views[gi][1], strict=True)]
-
-    def params_of(self, c: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Copies of packed configuration ``c``'s ``(W [in, out], b [out])`` per layer."""
-        return self._gather(self.pv, c)
-
-    def moments_of(self, c: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Copies of packed configuration ``c``'s Adam moments ``(mW, mb, vW, vb)`` per layer."""
-        m = self._gather(self._views(self.M), c)
-        v = self._gather(self._views(self.V), c)
-        return [(a[0], a[1], b[0], b[1]) for a, b in zip(m, v, strict=True)]
 
     def step(self, xb: torch.Tensor, yb: torch.Tensor, t: int, s: TrainSettings) -> torch.Tensor:
         """One Adam step of every packed configuration on batch ``xb [B, d]``, ``yb [B]`` (int64).
@@ -354,6 +376,72 @@ class _Packed:
         return loss
 
 
+class _Stopping:
+    """Per-item early stopping (sklearn's ``_update_no_improvement_count``) and the finished fits."""
+
+    def __init__(self, configs: list[NetConfig], s: TrainSettings) -> None:
+        self.configs, self.s = configs, s
+        self.best = np.full(len(configs), np.inf)
+        self.stall = np.zeros(len(configs), dtype=np.int64)
+        self.curves: list[list[float]] = [[] for _ in configs]
+        self.results: list[FittedNet | None] = [None] * len(configs)
+
+    def update(self, epoch: int, epoch_loss: np.ndarray, ids: list[int], packed: _FlatBuffers) -> bool:
+        """Record ``epoch_loss [len(ids)]`` (row ``c`` of ``packed`` is item ``ids[c]``); snapshot every item
+        that stops now. Returns True when one did."""
+        s, stopped = self.s, False
+        for c, cid in enumerate(ids):
+            if self.results[cid] is not None:
+                continue
+            loss = float(epoch_loss[c])
+            self.curves[cid].append(loss)
+            self.stall[cid] = self.stall[cid] + 1 if loss > self.best[cid] - s.tol else 0
+            self.best[cid] = min(self.best[cid], loss)
+            converged = bool(self.stall[cid] > s.n_iter_no_change)
+            if converged or epoch == s.max_iter:
+                layers = packed.params_of(c)
+                self.results[cid] = FittedNet(
+                    config=self.configs[cid],
+                    weights=[w.cpu().numpy() for w, _ in layers],
+                    biases=[b.cpu().numpy() for _, b in layers],
+                    n_iter=epoch,
+                    loss_curve=self.curves[cid],
+                    converged=converged,
+                )
+                stopped = True
+        return stopped
+
+    def active(self, ids: list[int]) -> list[int]:
+        """Rows of ``ids`` still training."""
+        return [c for c, cid in enumerate(ids) if self.results[cid] is None]
+
+    def fits(self) -> list[FittedNet]:
+        assert all(r is not None for r in self.results)
+        return [r for r in self.results if r is not None]
+
+
+def _epoch_loss(
+    packed: _FlatBuffers,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    perm: torch.Tensor,
+    bs: int,
+    t: int,
+    s: TrainSettings,
+) -> tuple[np.ndarray, int]:
+    """One epoch of ``packed`` over the mini-batches of ``perm`` (``[n]`` shared, or ``[C, n]`` per row);
+    returns each row's epoch loss (size-weighted mean of its batch losses) and the new update count."""
+    n = perm.shape[-1]
+    total = None
+    for start in range(0, n, bs):
+        idx = perm[..., start : start + bs]
+        t += 1
+        batch = packed.step(X[idx], y[idx], t, s).double() * idx.shape[-1]
+        total = batch if total is None else total + batch
+    assert total is not None
+    return (total / n).cpu().numpy(), t
+
+
 def _train_packed(
     X: torch.Tensor,
     y: torch.Tensor,
@@ -384,53 +472,20 @@ def _train_packed(
     packed = _Packed(list(range(len(configs))), configs, params, None, d, k, device)
     del params
     costs = np.array([_cost(c, d, k) for c in configs], dtype=np.float64)
-    best = np.full(len(configs), np.inf)
-    stall = np.zeros(len(configs), dtype=np.int64)
-    curves: list[list[float]] = [[] for _ in configs]
-    results: list[FittedNet | None] = [None] * len(configs)
+    track = _Stopping(configs, s)
     t = 0
     for epoch in range(1, s.max_iter + 1):
         perm = torch.from_numpy(next_order()).to(device)
-        total = torch.zeros(len(packed.ids), dtype=torch.float64, device=device)
-        for start in range(0, n, bs):
-            idx = perm[start : start + bs]
-            t += 1
-            batch_loss = packed.step(X[idx], y[idx], t, s)
-            total += batch_loss.double() * idx.shape[0]
-        epoch_loss = (total / n).cpu().numpy()
-        # per-configuration bookkeeping (sklearn's _update_no_improvement_count)
-        stopped_now = []
-        for c, cid in enumerate(packed.ids):
-            if results[cid] is not None:
-                continue
-            loss = float(epoch_loss[c])
-            curves[cid].append(loss)
-            if loss > best[cid] - s.tol:
-                stall[cid] += 1
-            else:
-                stall[cid] = 0
-            if loss < best[cid]:
-                best[cid] = loss
-            converged = bool(stall[cid] > s.n_iter_no_change)
-            if converged or epoch == s.max_iter:
-                layers = packed.params_of(c)
-                results[cid] = FittedNet(
-                    config=configs[cid],
-                    weights=[w.cpu().numpy() for w, _ in layers],
-                    biases=[b.cpu().numpy() for _, b in layers],
-                    n_iter=epoch,
-                    loss_curve=curves[cid],
-                    converged=converged,
-                )
-                stopped_now.append(cid)
-        active = [c for c, cid in enumerate(packed.ids) if results[cid] is None]
+        epoch_loss, t = _epoch_loss(packed, X, y, perm, bs, t, s)
+        stopped_now = track.update(epoch, epoch_loss, packed.ids, packed)
+        active = track.active(packed.ids)
         if progress is not None:
             progress(epoch, len(active))
         if not active:
             break
         if stopped_now:
             present = costs[packed.ids].sum()
-            waste = sum(costs[cid] for cid in packed.ids if results[cid] is not None)
+            waste = sum(costs[cid] for cid in packed.ids if track.results[cid] is not None)
             if waste >= _REPACK_WASTE * present:
                 packed = _Packed(
                     [packed.ids[c] for c in active],
@@ -441,11 +496,10 @@ def _train_packed(
                     k,
                     device,
                 )
-    assert all(r is not None for r in results)
-    return [r for r in results if r is not None]
+    return track.fits()
 
 
-class _Padded:
+class _Padded(_FlatBuffers):
     """Every (configuration, seed) item of one loop as ONE network per layer, zero-padded to the widest.
 
     Layer ``l`` of ``[d, *hidden, K]`` holds ``W [C, max in_l, max out_l]`` and ``b [C, max out_l]`` for the
@@ -478,11 +532,7 @@ class _Padded:
         pairs = list(zip(self.widths[:-1], self.widths[1:], strict=True))
         size = sum(C * (fi * fo + fo) for fi, fo in pairs)
         f32 = {"dtype": torch.float32, "device": device}
-        self.P = torch.zeros(size, **f32)
-        self.G = torch.zeros(size, **f32)
-        self.M = torch.zeros(size, **f32)
-        self.V = torch.zeros(size, **f32)
-        self.step_t = torch.zeros((), **f32)
+        self._alloc(size, device)
         self.pv, self.gv = self._views(self.P), self._views(self.G)
         self.alpha = torch.tensor([c.alpha for c in configs], **f32)
         self.alpha_flat = torch.zeros(size, **f32)
@@ -520,16 +570,6 @@ class _Padded:
             for wv, bv, (fi, fo) in zip(views[0], views[1], self._real(c), strict=True)
         ]
 
-    def params_of(self, c: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Copies of item ``c``'s ``(W [in, out], b [out])`` per layer (its real, unpadded block)."""
-        return self._gather(self.pv, c)
-
-    def moments_of(self, c: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Copies of item ``c``'s Adam moments ``(mW, mb, vW, vb)`` per layer."""
-        m = self._gather(self._views(self.M), c)
-        v = self._gather(self._views(self.V), c)
-        return [(a[0], a[1], b[0], b[1]) for a, b in zip(m, v, strict=True)]
-
     def step(self, xb: torch.Tensor, yb: torch.Tensor, t: int, s: TrainSettings) -> torch.Tensor:
         """One Adam step of every item on its batch: ``xb [C, B, d]`` and ``yb [C, B]`` (int64), or one
         batch ``xb [B, d]``, ``yb [B]`` shared by all. Returns the per-item batch loss ``[C]`` (before the
@@ -565,7 +605,7 @@ class _Padded:
         return loss
 
 
-def _adam(buf: _Packed | _Padded, t: int, s: TrainSettings) -> None:
+def _adam(buf: _FlatBuffers, t: int, s: TrainSettings) -> None:
     """sklearn's Adam step on ``buf``'s flat parameters with its flat gradient: ``lr_t = lr sqrt(1-b2^t) /
     (1-b1^t)``, ``p -= lr_t m / (sqrt(v) + eps)``. torch's fused kernel computes ``lr/(1-b1^t) m /
     (sqrt(v)/sqrt(1-b2^t) + eps')``, equal for ``eps' = eps / sqrt(1-b2^t)``."""
@@ -629,44 +669,15 @@ def _train_padded(
     packed = _Padded(configs, params, None, d, k, device)
     del params
     ids = list(range(len(items)))  # item of each packed row
-    best = np.full(len(items), np.inf)
-    stall = np.zeros(len(items), dtype=np.int64)
-    curves: list[list[float]] = [[] for _ in items]
-    results: list[FittedNet | None] = [None] * len(items)
+    track = _Stopping(configs, s)
     row_stream = torch.tensor(stream_of, dtype=torch.int64, device=device)
     t = 0
     for epoch in range(1, s.max_iter + 1):
         orders = torch.from_numpy(np.stack([f() for f in next_orders])).to(device)  # [S, n]
-        shared = len(next_orders) == 1
-        perm = orders[0] if shared else orders[row_stream]  # [n] or [C, n]
-        total = torch.zeros(len(ids), dtype=torch.float64, device=device)
-        for start in range(0, n, bs):
-            idx = perm[..., start : start + bs]
-            t += 1
-            batch_loss = packed.step(X[idx], y[idx], t, s)
-            total += batch_loss.double() * idx.shape[-1]
-        epoch_loss = (total / n).cpu().numpy()
-        stopped_now = False
-        for c, cid in enumerate(ids):
-            if results[cid] is not None:
-                continue
-            loss = float(epoch_loss[c])
-            curves[cid].append(loss)
-            stall[cid] = stall[cid] + 1 if loss > best[cid] - s.tol else 0
-            best[cid] = min(best[cid], loss)
-            converged = bool(stall[cid] > s.n_iter_no_change)
-            if converged or epoch == s.max_iter:
-                layers = packed.params_of(c)
-                results[cid] = FittedNet(
-                    config=configs[cid],
-                    weights=[w.cpu().numpy() for w, _ in layers],
-                    biases=[b.cpu().numpy() for _, b in layers],
-                    n_iter=epoch,
-                    loss_curve=curves[cid],
-                    converged=converged,
-                )
-                stopped_now = True
-        active = [c for c, cid in enumerate(ids) if results[cid] is None]
+        perm = orders[0] if len(next_orders) == 1 else orders[row_stream]  # [n] shared, or [C, n]
+        epoch_loss, t = _epoch_loss(packed, X, y, perm, bs, t, s)
+        stopped_now = track.update(epoch, epoch_loss, ids, packed)
+        active = track.active(ids)
         if progress is not None:
             progress(epoch, len(active))
         if not active:
@@ -682,8 +693,7 @@ def _train_padded(
             )
             ids = [ids[c] for c in active]
             row_stream = row_stream[torch.tensor(active, dtype=torch.int64, device=device)]
-    assert all(r is not None for r in results)
-    return [r for r in results if r is not None]
+    return track.fits()
 
 
 def _padded(settings: TrainSettings, device: torch.device, configs: Sequence[NetConfig]) -> bool:
