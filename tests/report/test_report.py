@@ -211,6 +211,11 @@ def test_f2_fails_when_clusters_grow():
     assert "every task already linearly separable before tuning" in v.reason  # nothing else to simplify
     assert any("original > #labels for most tasks (0 of 3)" in e for e in v.evidence)  # BERT_tiny only
     assert any("not after: pos, ps-fxn, trec50" in e for e in v.evidence)
+    assert not any("uninformative" in e for e in v.evidence)
+    df, layers = _frame(clusters={"pos": (3, 3, 3, 3), "ps-fxn": (3, 4, 3, 30), "trec50": (50, 80, 60, 300)})
+    v = _verdict(C.claim_f2(T.clusters_table(df, layers).data))
+    pos = next(e for e in v.evidence if e.startswith("pos:"))
+    assert "random labels are linearly separable too" in pos  # 3 random-label clusters for 3 labels
 
 
 def test_f3_fails_when_labels_move_closer_and_partly_when_some_do():

@@ -252,6 +252,11 @@ def claim_f2(clusters: pd.DataFrame | None) -> Claim:
                     f" (random labels: {fmt(r.n_clusters_original_random, 1)} → "
                     f"{fmt(r.n_clusters_tuned_random, 1)})"
                 )
+                if r.is_linear_original_random == 1 or r.is_linear_tuned_random == 1:  # every permutation
+                    line += (
+                        "; random labels are linearly separable too, so separability alone is "
+                        "uninformative here (Cover's theorem, PAPER.md section 8)"
+                    )
             ev.append(line)
         above = g["n_clusters_original_real"] > g["n_labels"]
         most = f"original > #labels for most tasks ({int(above.sum())} of {len(g)})"
