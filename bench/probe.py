@@ -162,13 +162,16 @@ def side_sklearn(
     if pool is None:
         _sk_init(data, max_iter)
     run = pool.map if pool is not None else map
-    fits = []
-    grid_jobs = [(h1, h2, a, 0) for h1, h2, a in configs]
-    for i, f in enumerate(run(_sk_fit, grid_jobs)):
-        fits.append(f)
+    fits: list[dict[str, Any]] = [{} for _ in configs]
+    # over processes: largest configurations first (fewer idle processes at the end), results in grid order
+    order = sorted(range(len(configs)), key=lambda i: -configs[i][0] * configs[i][1]) if jobs > 1 else None
+    order = order or list(range(len(configs)))
+    grid_jobs = [(configs[i][0], configs[i][1], configs[i][2], 0) for i in order]
+    for done, (i, f) in enumerate(zip(order, run(_sk_fit, grid_jobs), strict=True)):
+        fits[i] = f
         h1, h2, a = configs[i]
         print(
-            f"  sklearn {i + 1}/{len(configs)} ({h1}, {h2}, {a:g}): {f['n_iter']} epochs, "
+            f"  sklearn {done + 1}/{len(configs)} ({h1}, {h2}, {a:g}): {f['n_iter']} epochs, "
             f"dev {f['dev']:.4f}, {f['seconds']:.0f}s (total {time.perf_counter() - t0:.0f}s)",
             file=sys.stderr,
             flush=True,
