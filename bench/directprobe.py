@@ -214,6 +214,19 @@ def _tree_rss_bytes(pids: list[int]) -> int:
     return total
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """utime + stime of ``pid`` (all its threads) in seconds, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _tree_pss_bytes(pids: list[int]) -> int:
     """Summed PSS (proportional set size: shared pages split between the processes that map them)."""
     total = 0
@@ -240,6 +253,9 @@ class ChildRun:
     tree_pss_peak_by_phase: dict[str, int]
     last_phase: str
     loadavg_1m_before: float
+    # CPU seconds of the whole process tree by phase (sampled every poll: the CPU since the previous poll is
+    # put on the phase seen now, and a process's CPU after its last poll is missed)
+    tree_cpu_s_by_phase: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def run_child(
@@ -258,15 +274,25 @@ def run_child(
         t0 = time.perf_counter()
         peak = {"pss": 0, "rss": 0}
         by_phase: dict[str, int] = {}
+        cpu_by_phase: dict[str, float] = {}
+        cpu_seen: dict[int, float] = {}
         stop = threading.Event()
         state = {"phase": "start"}
 
         def sample() -> None:
             n = 0
+            cpu_total = 0.0
             while not stop.is_set():
                 with contextlib.suppress(OSError):
                     state["phase"] = phase_file.read_text().strip() or state["phase"]
                 pids = _tree(proc.pid)
+                for pid in pids:
+                    c = _cpu_seconds(pid)
+                    if c is not None:
+                        cpu_seen[pid] = max(c, cpu_seen.get(pid, 0.0))
+                now = sum(cpu_seen.values())
+                cpu_by_phase[state["phase"]] = cpu_by_phase.get(state["phase"], 0.0) + now - cpu_total
+                cpu_total = now
                 rss = _tree_rss_bytes(pids)
                 peak["rss"] = max(peak["rss"], rss)
                 # PSS is costly: take it every PSS_EVERY polls and whenever the RSS sum reaches a new peak
@@ -321,6 +347,7 @@ def run_child(
         by_phase,
         state["phase"],
         load_before,
+        cpu_by_phase,
     )
 
 
@@ -418,9 +445,10 @@ def worker_ours(work: Path) -> None:
 
     mark("distances")
     _hwm_reset()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     D, D_lower, info = _hull_distances(X, clustering)
     result["timings_s"]["distances"] = time.perf_counter() - t
+    result["distances_cpu_s"] = time.process_time() - c
     result["hwm_bytes"]["distances"] = _hwm_bytes()
     result["distances_info"] = info
     # the same call again: the phase above includes one-off costs (numba's first-call initialisation and
@@ -1139,6 +1167,13 @@ def summarize(results: dict[str, Any]) -> str:
                     f"\n{side_name}: TIMED OUT in phase {side['timed_out_in']} after "
                     f"{side['run']['wall_s']:.0f} s (its time for that phase is a lower bound)"
                 )
+        ref_cpu = ((ref or {}).get("run") or {}).get("tree_cpu_s_by_phase", {}).get("distances")
+        if ref_cpu is not None and ours and "distances_cpu_s" in ours:
+            lines.append(
+                f"\n- CPU time of the hull-distance phase: reference {_s(ref_cpu)} (its whole process tree, "
+                f"sampled every second), ours {_s(ours['distances_cpu_s'])} (process time): "
+                f"{_ratio(ref_cpu / max(ours['distances_cpu_s'], 1e-9))}"
+            )
         if ours and "distances_repeat_s" in ours:
             lines.append(
                 f"\n- ours, hull-distance matrix computed again in the same process (no one-off start-up "

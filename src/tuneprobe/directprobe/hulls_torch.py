@@ -27,7 +27,8 @@ Precision: float64 by default (fast on an H100). ``dtype=torch.float32`` runs th
 float32: it certifies ``rtol`` only where the distance is large against float32 rounding of the scores
 (roughly ``D >= 1e-3 x`` the data scale); other pairs end unconverged and are re-solved on the CPU. Memory:
 pairs are processed in chunks whose gathered blocks (``[P, n_A + n_B + corral, d]``) and corral Gram blocks
-stay under ``memory_bytes`` (default 2 GiB on CUDA, 256 MiB on the CPU).
+stay under ``memory_bytes`` (default 4 GiB on CUDA, 256 MiB on the CPU; corrals are counted at 64 points,
+their capacity grows only as needed).
 """
 
 from __future__ import annotations
@@ -383,7 +384,7 @@ def solve_pairs_torch(
     na, nb = sizes[pa], sizes[pb]
     order = np.lexsort((nb, -na - nb))  # big pairs first: chunks of similar padded sizes
     if memory_bytes is None:
-        memory_bytes = (2 << 30) if dev.type == "cuda" else (256 << 20)
+        memory_bytes = (4 << 30) if dev.type == "cuda" else (256 << 20)
     item = torch.finfo(dtype).bits // 8
     i = 0
     while i < Pn:
@@ -392,7 +393,7 @@ def solve_pairs_torch(
         while j < Pn:
             q = order[j]
             a2, b2 = max(mA, int(na[q])), max(mB, int(nb[q]))
-            corral = min(a2 + b2, d + 2)
+            corral = min(a2 + b2, d + 2, 64)  # typical corral; capacity grows only as needed
             per_pair = ((a2 + b2 + corral) * d + 4 * corral * corral) * item
             if j > i and (j - i + 1) * per_pair > memory_bytes:
                 break
