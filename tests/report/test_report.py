@@ -281,7 +281,8 @@ def _app() -> typer.Typer:
 
 def test_cli_writes_the_report_and_links_explorer_pages(tmp_path):
     d = tmp_path / "run"
-    write_rows(synthetic_rows(), d / "results.parquet")
+    rows = [r for r in synthetic_rows() if r["analysis"] in ("models", "tasks", "probe")]  # no figures: fast
+    write_rows(rows, d / "results.parquet")
     (d / "explore").mkdir()
     (d / "explore" / "pos.html").write_text("<html></html>")
     (d / "config.toml").write_text("[grid]\ntasks = ['pos']\n")
@@ -332,3 +333,20 @@ def test_run_configuration_from_run_json(tmp_path):
     facts = next(b for b in blocks if isinstance(b, Items)).items
     assert "Config: `cfg.toml`" in facts and "Device: cpu" in facts
     assert _run_configuration(tmp_path / "nothing") == []
+
+
+def test_several_fine_tuning_seeds_are_averaged():
+    rows = synthetic_rows()
+    seed1 = [
+        dict(r, seed=1, value=r["value"] + 2)
+        for r in rows
+        if r["analysis"] == "probe" and r["tuned_on"] == "pos"
+    ]
+    df = frame_from_rows(rows + seed1)
+    t = T.probing_table(df, last_layers(df))
+    pos = _row(t.display, task="pos")
+    assert pos["MLP acc. tuned"] == "91.00 ± 2.00"  # means of (90, 92) and of the refit stds (1, 3)
+    assert pos["(h1, h2) tuned"] == "varies by seed" and pos["(h1, h2) original"] == "(64, 32)"
+    data = _row(t.data, task="pos")
+    assert (data["n_seeds_tuned"], data["accuracy_seed_std_tuned"]) == (2, 1.0)
+    assert any("2 fine-tuning seeds" in n for n in t.notes)

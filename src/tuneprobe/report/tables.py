@@ -210,6 +210,12 @@ def probing_table(df: pd.DataFrame, layers: dict[str, int], *, only_model: str |
             }
         )
     t.data, t.display = _frame(data), _frame(disp)
+    seeds = max((r["n_seeds_tuned"] for r in data), default=0)
+    if seeds > 1:
+        t.notes.append(
+            f"Tuned values are means over up to {seeds} fine-tuning seeds (`n_seeds_tuned` in the CSV); ± is "
+            "the mean refit std, the std of the seeds' means is `accuracy_seed_std_tuned`."
+        )
     if any(np.nansum([r["n_unseen_original"], r["n_unseen_tuned"]]) > 0 for r in data):
         t.notes.append("Test labels unseen in train count as errors (`n_unseen` in the CSV).")
     return t
@@ -224,9 +230,13 @@ def _probe_cell(look: Lookup, model: str, tuned_on: str, task: str) -> dict[str,
         "n_unseen": look.get(**k, split="test", analysis="probe", metric="n_unseen"),
         "best_h1": look.get(**k, analysis="probe", metric="best_h1"),
         "best_h2": look.get(**k, analysis="probe", metric="best_h2"),
+        "best_shape_varies": float(
+            any(look.full(**k, analysis="probe", metric=m)[1] > 0 for m in ("best_h1", "best_h2"))
+        ),
         "similarity": look.get(**k, **sim, metric="pearson"),
         "n_pairs": look.get(**k, **sim, metric="n_pairs"),
         "linear": look.get(**k, **sim, metric="linear"),
+        "accuracy_seed_std": look.full(**k, split="test", analysis="probe", metric="accuracy_mean")[1],
         "n_seeds": look.full(**k, split="test", analysis="probe", metric="accuracy_mean")[2],
     }
 
@@ -238,6 +248,8 @@ def _prefix(d: dict[str, float], stage: str) -> dict[str, float]:
 def _shape(c: dict[str, float]) -> str:
     if np.isnan(c["best_h1"]):
         return "–"
+    if c["best_shape_varies"]:
+        return "varies by seed"
     return f"({fmt(c['best_h1'])}, {fmt(c['best_h2'])})"
 
 
