@@ -122,6 +122,26 @@ def test_matches_brute_force_with_ties_and_duplicates(seed: int) -> None:
         np.testing.assert_array_equal(_roots(cl), expected)
 
 
+@pytest.mark.parametrize(("seed", "n", "d", "L", "spread"), [(0, 60, 2, 2, 0.3), (1, 50, 2, 3, 0.7)])
+def test_many_rejections_working_set_lp_and_witnesses_match_brute_force(
+    seed: int, n: int, d: int, L: int, spread: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heavy overlap (dozens of rejections): with a tiny LP working set, overlaps are proven on subsets and
+    their witnesses reject later merges of supersets; the partition is still G's."""
+    from tuneprobe.directprobe import separability
+
+    monkeypatch.setattr(separability, "LP_WORK", 3)
+    X, y = _data(seed, n, d, L, spread)
+    expected = brute_force_g(X, y)
+    for search in ("naive", "auto"):
+        cl = DirectProbe(search=search, progress=False).fit(X, y)
+        np.testing.assert_array_equal(_roots(cl), expected)
+        sep = cl.stats["separability"]
+        assert cl.stats["forward_rejected"] >= 20
+        assert sep["certified_by"]["witness"] >= 5  # merges rejected by a stored witness, no LP
+        assert sep["lp_rounds"] > sep["lp_calls"]  # some LPs took several working-set rounds
+
+
 @pytest.mark.parametrize("seed", [3, 4])
 def test_final_clusters_pairwise_separable_and_label_pure(seed: int) -> None:
     X, y = _data(seed, 120, 4, 4, 0.7)

@@ -141,3 +141,27 @@ def test_multiclass_certificate_pairs_really_separate(seed: int) -> None:
             if P[i, j] > 0 and P[j, i] > 0:
                 assert _plane_separates(mc.hyperplane(i, j), A, B)
                 assert _independent_lp(A, B)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_working_set_lp_overlap_has_infeasible_witness(seed: int) -> None:
+    """Large overlapping sets: the LP on a working set proves the overlap; the witness rows alone overlap."""
+    A, B = _two_clouds(seed, 250, 200, 4, 1.0)
+    st = SeparabilityStats()
+    r = lp_separate(A, B, st, work=10)
+    assert r.separable is False and r.status == 2
+    assert r.witness_a is not None and r.witness_b is not None
+    assert r.witness_a.size + r.witness_b.size < A.shape[0] + B.shape[0]  # a proper subset sufficed
+    assert not _independent_lp(A[r.witness_a], B[r.witness_b])
+    assert not _independent_lp(A, B)
+    assert st.lp_calls == 1 and st.lp_rounds == r.rounds
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_working_set_lp_separable_plane_holds_on_every_point(seed: int) -> None:
+    A, B = _two_clouds(seed, 300, 250, 6, 9.0)
+    A[0, 0] = 4.5  # one A point deep towards B (B's smallest first coordinate is about 6)
+    r = lp_separate(A, B, work=10)
+    assert r.separable is True and r.verified
+    assert r.w is not None and _plane_separates((r.w, r.b), A, B)
+    assert _independent_lp(A, B)

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from .cluster import DirectProbe
 
 _BLOCK_BYTES = 128 * 2**20
+_WITNESS_ROWS = 20_000_000
+"""Most row indices kept in overlap witnesses during G (160 MB)."""
 
 
 class SearchMismatch(Exception):
@@ -95,6 +97,7 @@ class Oracle:
         self.stats = SeparabilityStats()
         self.cache: dict[tuple[int, int], tuple[np.ndarray, float, float]] = {}
         self.cache_limit = cache_limit
+        self.witness: tuple[np.ndarray, np.ndarray] | None = None
 
     def single_id(self, members: np.ndarray) -> int:
         """Duplicate-group id if every member is the same vector, else -1."""
@@ -141,6 +144,7 @@ class Oracle:
         """Are the hulls of rows A and rows B (index arrays) disjoint? Returns (separable, hyperplane).
 
         ``hints``: normals to try first (each with its best threshold), e.g. cached planes of sub-clusters.
+        After an overlap, ``self.witness`` holds the rows of A and of B whose LP alone was infeasible.
         """
         st = self.stats.answered
         hints = hints or []
@@ -164,6 +168,9 @@ class Oracle:
             st["svm"] += 1
             return True, h
         r = lp_separate(XA, XB, self.stats)
+        self.witness = None
+        if r.separable is False and r.witness_a is not None and r.witness_b is not None:
+            self.witness = (A[r.witness_a], B[r.witness_b])
         if r.separable is None:
             raise RuntimeError(f"HiGHS gave no verdict on clusters of sizes {A.size}, {B.size}: {r.message}")
         st["lp"] += 1
@@ -455,6 +462,12 @@ class Engine:
         else:
             self.own = np.einsum("ij,ij->i", Xw, self.Cg[self.cl_of])
         n_start = int(self.act.sum())
+        # overlap witnesses (rows of an infeasible LP: A side of label lab, B side of another label); per
+        # label the first A-side row of each, to find the ones whose A side may lie in a tentative merge
+        self.wit: list[tuple[np.ndarray, np.ndarray]] = []
+        self.wit_first: dict[int, list[int]] = {lab: [] for lab in queues}
+        self.wit_ids: dict[int, list[int]] = {lab: [] for lab in queues}
+        self.wit_size = 0
         heap: list[tuple[float, int, int, int]] = []
 
         def push(lab: int) -> None:
@@ -547,6 +560,9 @@ class Engine:
         sM = self.oracle.single_id(M)
         self._pending: list[tuple[int, tuple[np.ndarray, float, float]]] = []
         self._rM = float(np.sqrt(((X[M] - cM) ** 2).sum(axis=1).max()))
+        if self._witness_rejects(lab, gi, gj, sM):
+            self._tick("forward_witness", t0)
+            return False
         others = np.flatnonzero(self.act & (self.lab_g != lab))
         if self.Gmat is None:
             self._tM = None
@@ -650,12 +666,52 @@ class Engine:
                 hints = [hh[0] for hh in (self.oracle.get(ui, uo), self.oracle.get(uj, uo)) if hh is not None]
                 ok, plane = self.oracle.pair(M, oq_members, hints)
                 if not ok:
+                    self._store_witness(lab)
                     return False
                 assert plane is not None
                 self._pending.append((uo, self.oracle.extents(plane[0], M, oq_members)))
             return True
         finally:
             self._tick("forward_pairs", t0)
+
+    def _store_witness(self, lab: int) -> None:
+        """Keep the oracle's last overlap witness (A side in label ``lab``), within ``_WITNESS_ROWS`` rows in
+        all."""
+        w = self.oracle.witness
+        if w is None or self.wit_size + w[0].size + w[1].size > _WITNESS_ROWS:
+            return
+        self.wit_first[lab].append(int(w[0][0]))
+        self.wit_ids[lab].append(len(self.wit))
+        self.wit.append(w)
+        self.wit_size += w[0].size + w[1].size
+
+    def _witness_rejects(self, lab: int, gi: int, gj: int, sM: int) -> bool:
+        """Does a stored witness prove that slots gi ∪ gj (label ``lab``) overlap a current cluster?
+
+        A witness (S_A, S_B) is an infeasible LP: hull(S_A) ∩ hull(S_B) is not empty, so every cluster that
+        contains S_A overlaps every cluster that contains S_B. Clusters only grow, so a witness found once
+        answers every later merge whose union contains S_A, against the cluster that then contains S_B.
+        """
+        first = self.wit_first[lab]
+        if not first:
+            return False
+        f = self.cl_of[np.asarray(first, dtype=np.int64)]
+        cand = np.flatnonzero((f == gi) | (f == gj))
+        ids = self.wit_ids[lab]
+        for c in cand.tolist():
+            SA, SB = self.wit[ids[c]]
+            ra = self.cl_of[SA]
+            if not ((ra == gi) | (ra == gj)).all():
+                continue
+            rb = self.cl_of[SB]
+            go = int(rb[0])
+            if not (rb == go).all():
+                continue
+            if sM >= 0 and int(self.single[go]) == sM:
+                continue  # tolerated duplicate overlap (duplicate_policy="keep")
+            self.oracle.stats.answered["witness"] += 1
+            return True
+        return False
 
     def _sphere_then_projection(
         self,

@@ -51,7 +51,21 @@ SPHERE_RTOL = 1e-9
 """Relative margin of the sphere test: ``|c_a - c_b| - r_a - r_b > SPHERE_RTOL * (|c_a - c_b| + r_a + r_b)``.
 """
 
-CERTIFICATES = ("duplicate", "sphere", "cached", "projection", "affine", "gilbert", "svm", "multiclass", "lp")
+CERTIFICATES = (
+    "duplicate",
+    "sphere",
+    "cached",
+    "projection",
+    "affine",
+    "gilbert",
+    "svm",
+    "multiclass",
+    "lp",
+    "witness",
+)
+"""Keys of ``SeparabilityStats.answered``. All but ``witness`` count pairs certified separable; ``witness``
+counts merges rejected by a stored overlap witness (rows of an earlier infeasible LP, all inside the merged
+cluster and one other-label cluster)."""
 
 
 @dataclass
@@ -60,6 +74,7 @@ class SeparabilityStats:
 
     answered: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CERTIFICATES, 0))
     lp_calls: int = 0
+    lp_rounds: int = 0
     lp_infeasible: int = 0
     lp_seconds: float = 0.0
     lp_unverified: int = 0
@@ -74,6 +89,7 @@ class SeparabilityStats:
         return {
             "certified_by": dict(self.answered),
             "lp_calls": self.lp_calls,
+            "lp_rounds": self.lp_rounds,
             "lp_infeasible": self.lp_infeasible,
             "lp_seconds": round(self.lp_seconds, 4),
             "lp_feasible_unverified": self.lp_unverified,
@@ -339,7 +355,12 @@ LP_LARGE = 1000
 @dataclass
 class LPResult:
     """Outcome of the exact LP. ``separable`` is None when HiGHS gave neither a solution nor an infeasibility
-    proof."""
+    proof.
+
+    ``witness_a`` / ``witness_b``: on an overlap, the rows of A and B (int64 indices) whose LP alone was
+    infeasible; every pair of supersets of these two sets overlaps too, so they can answer later checks.
+    ``rounds``: LPs solved (the working-set loop).
+    """
 
     separable: bool | None
     w: np.ndarray | None
@@ -348,21 +369,14 @@ class LPResult:
     message: str
     seconds: float
     verified: bool
+    witness_a: np.ndarray | None = None
+    witness_b: np.ndarray | None = None
+    rounds: int = 1
 
 
-def lp_separate(A: np.ndarray, B: np.ndarray, stats: SeparabilityStats | None = None) -> LPResult:
-    """Solve the PAPER §6.3 feasibility LP for A ``[n_a, d]`` vs B ``[n_b, d]`` with HiGHS
-    (``scipy.optimize.linprog``).
-
-    Variables ``v = (w', b')`` on the centred and scaled data (affine invariance); constraints ``-(x'·w' + b')
-    <= -1`` on A and ``x'·w' + b' <= -1`` on B; zero objective; HiGHS default tolerances. Status 0 (optimal) =
-    separable; the hyperplane is mapped back to the original coordinates and verified in float64
-    (``verified``). Status 2 (infeasible) = overlap.
-    """
-    t0 = time.perf_counter()
-    A = _as64(A)
-    B = _as64(B)
-    As, Bs, mu, s = _scaled(A, B)
+def _solve_scaled(As: np.ndarray, Bs: np.ndarray) -> tuple[int, np.ndarray | None, str, list[str]]:
+    """The feasibility LP on already centred and scaled A ``[n_a, d]``, B ``[n_b, d]``: (status, v, message,
+    tried)."""
     na, nb = As.shape[0], Bs.shape[0]
     d = As.shape[1]
     M = np.empty((na + nb, d + 1))
@@ -385,18 +399,120 @@ def lp_separate(A: np.ndarray, B: np.ndarray, stats: SeparabilityStats | None = 
         if res.status in (0, 2):
             break
     assert res is not None
-    if stats is not None and len(tried) > 1:
+    x = np.asarray(res.x) if res.status == 0 and res.x is not None else None
+    return int(res.status), x, str(res.message), tried
+
+
+LP_WORK = 200
+"""Working-set size per side and per round of :func:`lp_separate` (points added per round)."""
+
+LP_WORK_ROUNDS = 4
+"""Working-set rounds before :func:`lp_separate` solves the full LP. Overlaps are typically proven within 3-4
+rounds (EWT POS, 25k points, NOUN vs VERB: 4 rounds, a witness of 2,344 of 7,006 points); separable pairs can
+need dozens (each LP only adds the few points its zero-objective plane happens to violate), so they go to the
+full LP after these rounds."""
+
+
+def lp_separate(
+    A: np.ndarray,
+    B: np.ndarray,
+    stats: SeparabilityStats | None = None,
+    direction: np.ndarray | None = None,
+    work: int | None = None,
+) -> LPResult:
+    """Solve the PAPER §6.3 feasibility LP for A ``[n_a, d]`` vs B ``[n_b, d]`` with HiGHS
+    (``scipy.optimize.linprog``).
+
+    Variables ``v = (w', b')`` on the centred and scaled data (affine invariance); constraints ``-(x'·w' + b')
+    <= -1`` on A and ``x'·w' + b' <= -1`` on B; zero objective; HiGHS default tolerances. Status 0 (optimal) =
+    separable; the hyperplane is mapped back to the original coordinates and verified in float64
+    (``verified``). Status 2 (infeasible) = overlap.
+
+    Constraint generation: when ``n_a + n_b > 3 * work`` (default ``LP_WORK``) the LP is first solved on a
+    working set, the ``work`` points of each side that lie deepest towards the other along ``direction``
+    (default: the centroid difference, pointing from B to A). An infeasible working set proves the overlap (a
+    subset of the constraints is already infeasible; its rows are the witness). A feasible one gives a plane
+    that is checked on every point: if it satisfies every constraint of the full LP it is a solution of the
+    full LP; otherwise the most violated constraints of each side (``work``, or half the working set if that
+    is more) join the working set and the LP is solved again. After ``LP_WORK_ROUNDS`` rounds, or once the
+    working set holds more than half of the points, the full LP is solved. So the verdict is always the full
+    LP's, reached by solving LPs on subsets of its constraints.
+    """
+    t0 = time.perf_counter()
+    work = LP_WORK if work is None else work
+    A = _as64(A)
+    B = _as64(B)
+    As, Bs, mu, s = _scaled(A, B)
+    na, nb = As.shape[0], Bs.shape[0]
+    rounds = 0
+    tried_all: list[str] = []
+    if na + nb > 3 * work:
+        w0 = As.mean(axis=0) - Bs.mean(axis=0) if direction is None else _as64(direction) * s
+        ia = np.argsort(As @ w0, kind="stable")[:work]
+        ib = np.argsort(-(Bs @ w0), kind="stable")[:work]
+        in_a = np.zeros(na, dtype=bool)
+        in_b = np.zeros(nb, dtype=bool)
+        in_a[ia] = True
+        in_b[ib] = True
+        while rounds < LP_WORK_ROUNDS and in_a.sum() + in_b.sum() <= (na + nb) // 2:
+            wa, wb = np.flatnonzero(in_a), np.flatnonzero(in_b)
+            status, x, message, tried = _solve_scaled(As[wa], Bs[wb])
+            rounds += 1
+            tried_all += tried
+            if status == 2:
+                return _lp_result(stats, t0, tried_all, 2, None, message, A, B, mu, s, wa, wb, rounds)
+            if status != 0 or x is None:
+                break
+            # constraint values of the full LP: A needs x'·w' + b' >= 1, B needs <= -1
+            va = As @ x[:-1] + x[-1]
+            vb = Bs @ x[:-1] + x[-1]
+            bad_a = np.flatnonzero(va < 1.0 - 1e-7)
+            bad_b = np.flatnonzero(vb > -1.0 + 1e-7)
+            if bad_a.size == 0 and bad_b.size == 0:
+                return _lp_result(stats, t0, tried_all, 0, x, message, A, B, mu, s, None, None, rounds)
+            grow = max(work, int(in_a.sum() + in_b.sum()) // 2)  # the working set about doubles per round
+            new_a = bad_a[np.argsort(va[bad_a], kind="stable")[:grow]]
+            new_b = bad_b[np.argsort(-vb[bad_b], kind="stable")[:grow]]
+            if in_a[new_a].all() and in_b[new_b].all():
+                break  # the subset's solution violates its own constraints (tolerance): full LP
+            in_a[new_a] = True
+            in_b[new_b] = True
+    status, x, message, tried = _solve_scaled(As, Bs)
+    rounds += 1
+    tried_all += tried
+    return _lp_result(
+        stats, t0, tried_all, status, x, message, A, B, mu, s, np.arange(na), np.arange(nb), rounds
+    )
+
+
+def _lp_result(
+    stats: SeparabilityStats | None,
+    t0: float,
+    tried: list[str],
+    status: int,
+    x: np.ndarray | None,
+    message: str,
+    A: np.ndarray,
+    B: np.ndarray,
+    mu: np.ndarray,
+    s: float,
+    wa: np.ndarray | None,
+    wb: np.ndarray | None,
+    rounds: int,
+) -> LPResult:
+    if stats is not None and len(tried) > rounds:
         stats.lp_retries.append(tried)
     dt = time.perf_counter() - t0
-    if res.status == 0 and res.x is not None:
-        w, b = _unscale(np.asarray(res.x), mu, s)
-        out = LPResult(True, w, b, 0, str(res.message), dt, verify_separation(w, b, A, B))
-    elif res.status == 2:
-        out = LPResult(False, None, 0.0, 2, str(res.message), dt, False)
+    if status == 0 and x is not None:
+        w, b = _unscale(x, mu, s)
+        out = LPResult(True, w, b, 0, message, dt, verify_separation(w, b, A, B), rounds=rounds)
+    elif status == 2:
+        out = LPResult(False, None, 0.0, 2, message, dt, False, wa, wb, rounds)
     else:
-        out = LPResult(None, None, 0.0, int(res.status), str(res.message), dt, False)
+        out = LPResult(None, None, 0.0, status, message, dt, False, rounds=rounds)
     if stats is not None:
         stats.lp_calls += 1
+        stats.lp_rounds += rounds
         stats.lp_seconds += dt
         key = str(out.status)
         stats.lp_status[key] = stats.lp_status.get(key, 0) + 1
