@@ -288,7 +288,13 @@ def claim_f2(clusters: pd.DataFrame | None) -> Claim:
                 r["n_clusters_tuned_real"] < r["n_clusters_original_real"]
                 and r["n_clusters_tuned_real"] > r["n_labels"]
             )
-            parts.append(("trec50 falls but stays > #labels", ok))
+            parts.append(
+                (
+                    f"trec50 falls but stays > #labels ({fmt(r['n_clusters_original_real'])} → "
+                    f"{fmt(r['n_clusters_tuned_real'])} clusters, {fmt(r['n_labels'])} labels)",
+                    ok,
+                )
+            )
         verdict, reason = combine(parts)
         c.verdicts.append(Verdict(str(model), verdict, reason, ev))
     return c

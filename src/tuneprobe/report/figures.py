@@ -312,7 +312,11 @@ def centroid_shift_figure(
         ax.scatter(p["pc1"], p["pc2"], s=10)
         for lab, r in p.iterrows():
             ax.annotate(str(lab), (r["pc1"], r["pc2"]), fontsize=6, xytext=(2, 2), textcoords="offset points")
-        ax.set_title(f"layer {layer}", fontsize=9)
+        ev = select(rows, layer=layer, metric=["explained_variance_1", "explained_variance_2"], label="")
+        ev = ev.sort_values("metric")["value"].tolist()
+        ax.set_title(
+            f"layer {layer}" + (f" (EV {ev[0]:.2f}, {ev[1]:.2f})" if len(ev) == 2 else ""), fontsize=9
+        )
         ax.tick_params(labelsize=7)
     fig.tight_layout()
     png, svg = save(fig, out_dir, fig_id)
