@@ -69,3 +69,14 @@ def test_report_html_renders_in_headless_chromium(synthetic_report):
     external = [u for u in requests if not u.startswith(("file:", "data:"))]
     assert external == []
     assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), (None, pytest.skip.Exception)])
+def test_missing_browser_fails_in_ci_and_skips_locally(monkeypatch, ci, outcome):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="no chromium browser"):
+        _chromium()
