@@ -99,7 +99,7 @@ def synthetic_rows(
             ]
             s = sim[task][stage]
             linear = 0.0 if math.isnan(s) else 1.0
-            for metric, v in (("pearson", s), ("n_pairs", 3), ("linear", linear)):
+            for metric, v in (("pearson", s), ("n_pairs", 3), ("n_labels", 3), ("linear", linear)):
                 rows.append(
                     _r(analysis="train_test_similarity", metric=metric, value=v, split="train|test", **key)
                 )

@@ -69,6 +69,7 @@ def test_tables_have_the_known_numbers(report):
     assert pos["(h1, h2) original"] == "(64, 32)" and pos["(h1, h2) tuned"] == "(128, 32)"
     assert pos["similarity original"] == "0.900" and pos["similarity tuned"] == "0.600"
     assert pos["similarity fell"] == "yes" and pos["layer"] == 3
+    assert pos["shared labels (orig. / tuned)"] == "3 / 3"
     assert _row(t7.display, task="trec50")["similarity tuned"] == "non-linear"
     assert _row(t7.data, task="ps-fxn")["similarity_tuned"] == pytest.approx(0.44)
 

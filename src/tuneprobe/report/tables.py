@@ -157,7 +157,8 @@ def probing_table(df: pd.DataFrame, layers: dict[str, int], *, only_model: str |
             "Table 7. Probing results, original vs tuned (last layer).",
             "MLP probe test accuracy in percent (mean ± population std over refit seeds), its best (h1, h2), "
             "and the train/test spatial similarity (Pearson of the DirectProbe distance vectors of train and "
-            "of test), filled only where both splits are linearly separable.",
+            "of test), filled only where both splits are linearly separable; it uses the labels present and "
+            "retained in both splits (their number: shared labels).",
         )
     else:
         name = PAPER_MODELS.get(only_model, only_model)
@@ -206,6 +207,7 @@ def probing_table(df: pd.DataFrame, layers: dict[str, int], *, only_model: str |
                 "similarity original": _similarity(o),
                 "similarity tuned": _similarity(u),
                 "similarity fell": fell,
+                "shared labels (orig. / tuned)": f"{fmt(o['n_labels_shared'])} / {fmt(u['n_labels_shared'])}",
                 "label pairs (orig. / tuned)": f"{fmt(o['n_pairs'])} / {fmt(u['n_pairs'])}",
             }
         )
@@ -235,6 +237,7 @@ def _probe_cell(look: Lookup, model: str, tuned_on: str, task: str) -> dict[str,
         ),
         "similarity": look.get(**k, **sim, metric="pearson"),
         "n_pairs": look.get(**k, **sim, metric="n_pairs"),
+        "n_labels_shared": look.get(**k, **sim, metric="n_labels"),
         "linear": look.get(**k, **sim, metric="linear"),
         "accuracy_seed_std": look.full(**k, split="test", analysis="probe", metric="accuracy_mean")[1],
         "n_seeds": look.full(**k, split="test", analysis="probe", metric="accuracy_mean")[2],
