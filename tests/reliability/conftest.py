@@ -38,7 +38,7 @@ _tasks_conftest = load_by_path("tuneprobe_tests_tasks_conftest", TESTS / "tasks"
 _exp_conftest = load_by_path("tuneprobe_tests_experiments_conftest", TESTS / "experiments" / "conftest.py")
 
 #: file-name patterns of half-written output (temporary files, partial extraction directories)
-PARTIAL_PATTERNS = ("*.tmp", "*.tmp-*", ".*.tmp*", "partial-*", "*.partial")
+PARTIAL_PATTERNS = ("*.tmp", "*.tmp-*", ".*.tmp*", "*.part", "partial-*", "*.partial", ".*.trash-*")
 
 
 def files_under(root: Path) -> list[str]:

@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -73,11 +74,37 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def temp_prefix(path: str | os.PathLike[str]) -> str:
+    """Name prefix of a temporary file that will replace ``path``: ``.<name>.<host>-<pid>.``, so that a later
+    writer of the same path can tell the leftovers of killed writers (:func:`sweep_stale_temps`)."""
+    return f".{Path(path).name}.{socket.gethostname()}-{os.getpid()}."
+
+
+def sweep_stale_temps(path: str | os.PathLike[str]) -> None:
+    """Remove temporary files of ``path`` (named by :func:`temp_prefix`) left by writers on this host whose
+    process is gone (a SIGKILL between the temporary write and the rename). Live writers' files are kept."""
+    p = Path(path)
+    head = f".{p.name}.{socket.gethostname()}-"
+    with contextlib.suppress(OSError):
+        for q in p.parent.iterdir():
+            pid = q.name[len(head) :].split(".", 1)[0] if q.name.startswith(head) else ""
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                with contextlib.suppress(OSError):
+                    q.unlink()
+            except OSError:  # alive, another user's process
+                pass
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` atomically: temp file in the same directory, fsync, ``os.replace``, fsync
-    dir."""
+    dir. Temporary files of earlier, killed writers of ``path`` are removed first."""
     p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    sweep_stale_temps(p)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(p), suffix=".tmp", dir=p.parent)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
