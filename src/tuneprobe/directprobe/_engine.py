@@ -246,26 +246,31 @@ class Engine:
         lo, lo_root, hi = 0, singletons, m
         checks: list[tuple[int, bool]] = []
         step = 1
-        while lo + step < hi:
-            cand = lo + step
-            r = replay(n, log_a, log_b, cand)
-            clean = self.check_state(r, lo_root)
-            checks.append((cand, clean))
-            if clean:
-                lo, lo_root = cand, r
-                step *= 2
-            else:
-                hi = cand
-                break
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            r = replay(n, log_a, log_b, mid)
-            clean = self.check_state(r, lo_root)
-            checks.append((mid, clean))
-            if clean:
-                lo, lo_root = mid, r
-            else:
-                hi = mid
+        with self._bar(None, "first overlapping state (state checks)") as bar:
+            while lo + step < hi:
+                cand = lo + step
+                r = replay(n, log_a, log_b, cand)
+                clean = self.check_state(r, lo_root)
+                checks.append((cand, clean))
+                bar.update(1)
+                bar.set_postfix(clean=lo, overlap=hi if hi < m else "?", checked=cand)
+                if clean:
+                    lo, lo_root = cand, r
+                    step *= 2
+                else:
+                    hi = cand
+                    break
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                r = replay(n, log_a, log_b, mid)
+                clean = self.check_state(r, lo_root)
+                checks.append((mid, clean))
+                if clean:
+                    lo, lo_root = mid, r
+                else:
+                    hi = mid
+                bar.update(1)
+                bar.set_postfix(clean=lo, overlap=hi)
         k_star = hi
         self.stats["k_star"] = int(k_star)
         self.stats["search_checks"] = checks
@@ -413,6 +418,53 @@ class Engine:
         finally:
             self._tick("state_pairs", t0)
 
+    # ------------------------------------------------------------------------------------ label pairs
+    def label_certificates(self) -> np.ndarray:
+        """``ok[a, b]`` ``[L, L]`` (bool, symmetric, diagonal True): labels a and b (positions in
+        ``self.labels``) have disjoint hulls, certified by a verified plane (projection on the centroid
+        difference, the multiclass model over the labels, Gilbert, the SVM; never the LP, so "False" only
+        means "not certified"). Every cluster of a is a subset of a's points, so such pairs need no check in
+        G.
+        """
+        X = self.Xw
+        L = int(self.labels.size)
+        ok = np.eye(L, dtype=bool)
+        if L < 2:
+            return ok
+        cid = np.searchsorted(self.labels, self.y)
+        C = np.stack([X[self.label_rows[int(lab)]].mean(axis=0) for lab in self.labels.tolist()])
+        st = self.oracle.stats.answered
+        rt = 4 * SEPARATION_RTOL * self.oracle.xmax
+        cn = np.sqrt(np.einsum("ij,ij->i", C, C))
+        # projection: P[a, b] = min_{x in a} x·(c_a - c_b), computed label by label
+        P = np.empty((L, L))
+        for a in range(L):
+            Xa = X[self.label_rows[int(self.labels[a])]]
+            P[a] = (Xa @ (C[a][None, :] - C).T).min(axis=0)
+        gap = P + P.T  # min_a x·(c_a - c_b) - max_b x·(c_a - c_b)
+        proj = gap > rt * (cn[:, None] + cn[None, :])
+        np.fill_diagonal(proj, False)
+        st["projection"] += int(np.triu(proj, 1).sum())
+        ok |= proj
+        if not ok.all() and self.opts.multiclass_max_classes >= L:
+            mc = MulticlassCertificate()
+            mc.fit(X, cid, L, self.oracle.stats, whiten=False)
+            Pm = mc.pair_min_margins(X, cid, L)
+            mok = (Pm > 0) & (Pm.T > 0) & ~ok
+            st["multiclass"] += int(np.triu(mok, 1).sum())
+            ok |= mok
+        for a, b in zip(*np.nonzero(np.triu(~ok, 1)), strict=True):
+            A = X[self.label_rows[int(self.labels[a])]]
+            B = X[self.label_rows[int(self.labels[b])]]
+            if gilbert_certificate(A, B) is not None:
+                st["gilbert"] += 1
+            elif svm_certificate(A, B, stats=self.oracle.stats) is not None:
+                st["svm"] += 1
+            else:
+                continue
+            ok[a, b] = ok[b, a] = True
+        return ok
+
     # ------------------------------------------------------------------------------------ G
     def forward(
         self, root: np.ndarray, expect_first_rejected: tuple[int, int] | None = None, legacy: bool = False
@@ -462,6 +514,14 @@ class Engine:
         else:
             self.own = np.einsum("ij,ij->i", Xw, self.Cg[self.cl_of])
         n_start = int(self.act.sum())
+        # label pairs whose whole point sets are certified separable: their clusters never need a check
+        t0 = time.perf_counter()
+        self.label_ok = self.label_certificates()
+        self.lab_pos = {int(lab): k for k, lab in enumerate(self.labels.tolist())}
+        self.lab_of_slot = np.searchsorted(self.labels, self.y)
+        self._tick("forward_label_pairs", t0)
+        self.stats["label_pairs_certified"] = int(np.triu(self.label_ok, 1).sum())
+        self.stats["label_pairs"] = int(self.labels.size * (self.labels.size - 1) // 2)
         # overlap witnesses (rows of an infeasible LP: A side of label lab, B side of another label); per
         # label the first A-side row of each, to find the ones whose A side may lie in a tentative merge
         self.wit: list[tuple[np.ndarray, np.ndarray]] = []
@@ -509,6 +569,8 @@ class Engine:
                     rejected += 1
                     q.reject(i, j)
                 bar.update(1)
+                if pops % 64 == 0:
+                    bar.set_postfix(clusters=n_start - accepted, rejected=rejected, refresh=False)
                 push(lab)
         self.stats["forward_pops"] = pops
         self.stats["forward_accepted"] = accepted
@@ -563,7 +625,7 @@ class Engine:
         if self._witness_rejects(lab, gi, gj, sM):
             self._tick("forward_witness", t0)
             return False
-        others = np.flatnonzero(self.act & (self.lab_g != lab))
+        others = np.flatnonzero(self.act & ~self.label_ok[self.lab_pos[lab]][self.lab_of_slot])
         if self.Gmat is None:
             self._tM = None
             if others.size == 0:
