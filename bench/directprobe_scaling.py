@@ -80,6 +80,8 @@ def child(args: argparse.Namespace) -> None:
         "k_star": st.get("k_star"),
         "forward_pops": st.get("forward_pops"),
         "forward_rejected": st.get("forward_rejected"),
+        "forward_start_clusters": st.get("forward_start_clusters"),
+        "label_pairs_certified": st.get("label_pairs_certified"),
         "seconds": {k: v for k, v in st.items() if k.startswith("seconds")},
         "separability": st.get("separability"),
         "duplicates": {k: v for k, v in st["duplicates"].items() if k != "examples"},
@@ -87,11 +89,58 @@ def child(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(out), flush=True)
 
 
+def _vmhwm_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _last_progress(log: Path) -> str:
+    """The last progress-bar state written to the child's stderr log."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return ""
+    parts = [p.strip() for p in text.replace("\r", "\n").splitlines() if p.strip()]
+    return parts[-1][-300:] if parts else ""
+
+
+def run_child(cmd: list[str], log: Path, timeout: float, n: int) -> dict[str, Any]:
+    """Run one size; stderr (progress) goes to ``log``. On timeout: the peak RSS seen so far (VmHWM, polled
+    every 2 s) and the last progress line."""
+    t0 = time.perf_counter()
+    hwm = 0.0
+    with log.open("w") as err:
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=dict(os.environ))
+        while p.poll() is None and time.perf_counter() - t0 < timeout:
+            hwm = max(hwm, _vmhwm_mb(p.pid) or 0.0)
+            time.sleep(2.0)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+            return {
+                "n": n,
+                "error": f"timeout after {timeout:.0f} s",
+                "peak_rss_mb_seen": round(hwm, 1),
+                "last_progress": _last_progress(log),
+            }
+        out = p.stdout.read() if p.stdout else ""
+    line = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
+    if line:
+        return json.loads(line[-1][7:])
+    return {"n": n, "error": log.read_text(errors="replace")[-2000:], "returncode": p.returncode}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[5000, 25000, 50000, 100000, FULL])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per size (default 60 minutes)")
+    ap.add_argument("--timeouts", type=float, nargs="+", help="seconds for each of --sizes")
     ap.add_argument("--vectors", help="[n, d] .npy instead of tuneprobe.extract")
     ap.add_argument("--labels", help=".npz with y, with --vectors")
     ap.add_argument("--out", help="write the results as JSON here")
@@ -115,20 +164,14 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--child", "--x-file", str(xf), "--y-file", str(yf)]
             if args.progress:
                 cmd.append("--progress")
+            log = Path(tmp) / "log"
+            if args.out:
+                log = Path(args.out).with_name(f"{Path(args.out).stem}_N{n}.log")
             t0 = time.perf_counter()
-            try:
-                p = subprocess.run(
-                    cmd, capture_output=True, text=True, timeout=args.timeout, env=dict(os.environ)
-                )
-                line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
-                res = (
-                    json.loads(line[-1][7:])
-                    if line
-                    else {"n": int(rows.size), "error": p.stderr[-2000:], "returncode": p.returncode}
-                )
-            except subprocess.TimeoutExpired:
-                res = {"n": int(rows.size), "error": f"timeout after {args.timeout:.0f} s"}
+            limit = args.timeouts[args.sizes.index(n)] if args.timeouts else args.timeout
+            res = run_child(cmd, log, limit, int(rows.size))
             res["elapsed_s"] = round(time.perf_counter() - t0, 1)
+            res["loadavg_1m"] = round(os.getloadavg()[0], 1)
             results.append(res)
             print(json.dumps(res), flush=True)
             xf.unlink()
