@@ -55,8 +55,7 @@ def make_tables(df: pd.DataFrame, layers: dict[str, int]) -> list[Table]:
         t2.display = t2.data = None
         t2.missing = (
             f"model {BERT_SMALL} (BERT_small): Table 2 is Table 7's BERT_small rows; Table 7 lists the "
-            "models "
-            "of this run."
+            "models of this run."
         )
     return [
         T.models_table(df),
@@ -131,11 +130,10 @@ def _claim_blocks(claims: list[C.Claim]) -> list[Block]:
         Heading(2, "Claims", "claims"),
         Para(
             "Each finding of the paper (PAPER.md section 1), judged per model from this run's rows: "
-            "**supported** "
-            "(every measured part holds), **partly**, **not supported** (no measured part holds) or **not "
-            "measured in this run**. Compare signs and orderings, not decimals: STREUSLE 4.7.1 is not 4.2, "
-            "the "
-            "PUD split is ours, and each cell is one fine-tuning run unless several seeds are listed."
+            "**supported** (every measured part holds), **partly**, **not supported** (no measured part "
+            "holds) or **not measured in this run**. Compare signs and orderings, not decimals: STREUSLE "
+            "4.7.1 is not 4.2, the PUD split is ours, and each cell is one fine-tuning run unless several "
+            "seeds are listed."
         ),
     ]
     summary = []
@@ -261,8 +259,7 @@ def build_report(
             Para(
                 "Models outside the paper's BERT family are labelled as such; the offline default is the "
                 f"{C.MINILM_LABEL} (PAPER.md section 3 caveat), so expect smaller or different changes than "
-                "the "
-                "paper reports."
+                "the paper reports."
             )
         )
     blocks.append(

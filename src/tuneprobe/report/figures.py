@@ -117,8 +117,7 @@ def outside_min_figure(
             title,
             missing=(
                 f"`directprobe` outside_min rows of {model} at the last layer, train split, at checkpoint 0 "
-                "and at "
-                f"least one later checkpoint of a run tuned on {want}."
+                f"and at least one later checkpoint of a run tuned on {want}."
             ),
         )
     fig, axes = _grid(len(series), ncols=2, size=(5.5, 3.8))
@@ -162,6 +161,14 @@ def _extremes(changes: pd.DataFrame, model: str, task: str, layer: int) -> tuple
     return extreme_labels(rows.to_dict(orient="records"), 3)
 
 
+def _explained(rows: pd.DataFrame) -> str:
+    """`` (explained variance a, b)`` from one layer's whole-set ``explained_variance_1/2`` rows, else
+    ``""``."""
+    ev = select(rows, metric=["explained_variance_1", "explained_variance_2"], label="")
+    ev = ev.groupby("metric")["value"].mean().tolist()
+    return f" (explained variance {ev[0]:.2f}, {ev[1]:.2f})" if len(ev) == 2 else ""
+
+
 # ---------------------------------------------------------------------------------------------- Figure 3
 
 
@@ -199,11 +206,7 @@ def centroid_paths_figure(df: pd.DataFrame, model: str, task: str, out_dir: Path
             line = ax.plot(p["pc1"], p["pc2"], "-", marker=".", ms=4, label=lab)[0]
             ax.plot(p["pc1"].iloc[0], p["pc2"].iloc[0], "o", color=line.get_color(), ms=7, mfc="white")
             ax.plot(p["pc1"].iloc[-1], p["pc2"].iloc[-1], "s", color=line.get_color(), ms=6)
-        ev = [
-            lay[(lay["metric"] == f"explained_variance_{i}") & (lay["label"] == "")]["value"] for i in (1, 2)
-        ]
-        evs = ", ".join(f"{v.iloc[0]:.2f}" for v in ev if len(v))
-        ax.set_title(f"layer {layer}" + (f" (explained variance {evs})" if evs else ""))
+        ax.set_title(f"layer {layer}{_explained(lay)}")
         ax.set_xlabel("PC 1")
         ax.set_ylabel("PC 2")
         ax.legend(fontsize=7)
@@ -312,11 +315,7 @@ def centroid_shift_figure(
         ax.scatter(p["pc1"], p["pc2"], s=10)
         for lab, r in p.iterrows():
             ax.annotate(str(lab), (r["pc1"], r["pc2"]), fontsize=6, xytext=(2, 2), textcoords="offset points")
-        ev = select(rows, layer=layer, metric=["explained_variance_1", "explained_variance_2"], label="")
-        ev = ev.sort_values("metric")["value"].tolist()
-        ax.set_title(
-            f"layer {layer}" + (f" (EV {ev[0]:.2f}, {ev[1]:.2f})" if len(ev) == 2 else ""), fontsize=9
-        )
+        ax.set_title(f"layer {layer}{_explained(select(rows, layer=layer))}", fontsize=9)
         ax.tick_params(labelsize=7)
     fig.tight_layout()
     png, svg = save(fig, out_dir, fig_id)

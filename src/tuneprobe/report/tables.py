@@ -290,8 +290,7 @@ def clusters_table(df: pd.DataFrame, layers: dict[str, int], *, task: str | None
     if part.empty:
         t.missing = (
             f"`directprobe` rows (n_clusters, n_labels) of {task or 'each task'}'s train split at the last "
-            "layer, "
-            "original and tuned."
+            "layer, original and tuned."
         )
         return t
     orig, tuned = _endpoints(df, part)
