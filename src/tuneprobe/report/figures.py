@@ -190,8 +190,7 @@ def centroid_paths_figure(df: pd.DataFrame, model: str, task: str, out_dir: Path
             title,
             missing=(
                 "`centroid_paths` rows (pc1, pc2 per label and checkpoint; explained_variance_1/2) of "
-                f"{model} on "
-                f"{task}, tuned on {task}, for at least two checkpoints."
+                f"{model} on {task}, tuned on {task}, for at least two checkpoints."
             ),
         )
     fig, axes = _grid(len(layer_list), ncols=2, size=(5.0, 4.2))
