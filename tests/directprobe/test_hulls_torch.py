@@ -144,3 +144,27 @@ def test_backend_and_device_resolution() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
             resolve_device("cuda")
+
+
+def test_degenerate_sets_match_qp() -> None:
+    """Duplicated rows, collinear sets (segments, skew lines), many more points than d + 1, single points."""
+    rng = np.random.default_rng(21)
+    t = np.linspace(0.0, 1.0, 9)[:, None]
+    cases = [
+        (
+            np.repeat(rng.normal(size=(6, 4)), 3, axis=0),
+            np.repeat(rng.normal(size=(4, 4)) + [3.0, 0, 0, 0], 2, 0),
+        ),
+        (t * np.array([1.0, 0.0, 0.0]), np.array([0.2, -0.5, 1.0]) + t * np.array([0.0, 1.0, 0.0])),
+        (rng.normal(size=(60, 2)), rng.normal(size=(45, 2)) + np.r_[6.0, 1.0]),
+        (np.array([[1.0, 1.0]] * 5), np.array([[1.0, 1.0], [2.0, 2.0]])),
+        (np.array([[1.0, 1.0]] * 5), np.array([[4.0, 5.0]] * 3)),
+    ]
+    for A, B in cases:
+        dist, lower, _, conv, ovl, _ = _solve([A, B], [(0, 1)])
+        q = qp_distance(A, B)
+        assert conv[0]
+        if q < 1e-6:
+            assert ovl[0] and dist[0] == 0.0
+        else:
+            assert dist[0] == pytest.approx(q, rel=1e-4) and lower[0] <= q * (1 + 1e-6)

@@ -257,7 +257,9 @@ def _solve_chunk(
     stats: TorchSolveStats,
 ) -> tuple[np.ndarray, ...]:
     """Batched Wolfe for one chunk. Returns numpy ``[P]`` arrays (distance, lower, gap, converged, overlap,
-    iterations)."""
+    iterations). max_corral: the most points a corral may hold; no ``d + 2`` cap as in the compiled solver,
+    because points are added without an independence test here (duplicates and other affinely dependent
+    points enter the corral; the ridge and the refinement keep the affine solve exact in ``x``)."""
     P, nA, d = bt.A.shape
     dt, dev = bt.A.dtype, bt.A.device
     out_ub2 = torch.full((P,), torch.inf, dtype=dt, device=dev)
@@ -416,7 +418,7 @@ def solve_pairs_torch(
             cc=cc,
             max_iter=max_iter,
             add_per_side=add_per_side,
-            max_corral=min(mA + mB, d + 2),
+            max_corral=mA + mB,
             stats=stats,
         )
         for o, r in zip(out, res, strict=True):
