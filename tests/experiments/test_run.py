@@ -79,11 +79,17 @@ def test_run_writes_every_analysis(finished):
 
 def test_rerun_does_no_work(finished):
     plan, ctx, _, _ = finished
-    before = (Path(ctx.results) / "results.parquet").read_bytes()
+    table = Path(ctx.results) / "results.parquet"
+    before, mtime = table.read_bytes(), table.stat().st_mtime_ns
     runner = Counting()
     summary = run_plan(build_plan(plan.config), ctx, run=runner, echo=lambda s: None)
     assert runner.ran == [] and summary.executed == 0 and summary.skipped == len(plan.jobs)
-    assert (Path(ctx.results) / "results.parquet").read_bytes() == before
+    assert table.read_bytes() == before and table.stat().st_mtime_ns == mtime  # not even rewritten
+    # without run.json's record of the table, the rerun assembles it again: the same bytes
+    (Path(ctx.results) / "run.json").unlink()
+    table.unlink()
+    assert run_plan(plan, ctx, run=runner, echo=lambda s: None).executed == 0 and runner.ran == []
+    assert table.read_bytes() == before
 
 
 def test_cli_dry_run_counts_done_jobs(finished, tiny_toml, tiny_dir, task_dirs, tmp_path):

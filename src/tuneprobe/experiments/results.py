@@ -221,8 +221,13 @@ def write_rows(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
 
     CSV writes NaN as an empty field and floats with 17 significant digits, so a CSV round trip is exact.
     """
+    return write_frame(rows_to_frame(rows), path)
+
+
+def write_frame(frame: Any, path: str | Path) -> Path:
+    """Write a frame made by :func:`rows_to_frame` (columns, dtypes and row order as it sets them) the way
+    :func:`write_rows` does; returns the path."""
     path = Path(path)
-    frame = rows_to_frame(rows)
     if path.suffix == ".parquet":
         _atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
     else:

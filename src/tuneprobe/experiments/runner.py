@@ -11,10 +11,11 @@ Results directory layout::
     RESULTS/results.csv          the same table as CSV
     RESULTS/run.json             config, versions, this invocation's counts and timings, per-job seconds
 
-Resume. A job whose ``jobs/<id>.parquet`` exists is skipped, so a rerun of a finished grid does no work and an
-interrupted run continues with the first unfinished job (a killed fine-tuning or extraction resumes from its
-own checkpoints). Jobs of an earlier, different config stay in ``jobs/`` but only the current plan's jobs make
-up the table.
+Resume. A job whose ``jobs/<id>.parquet`` exists is skipped, so a rerun of a finished grid does no work (it
+plans, finds every job done and, when ``run.json`` says the table holds exactly this plan's jobs, leaves the
+table as it is) and an interrupted run continues with the first unfinished job (a killed fine-tuning or
+extraction resumes from its own checkpoints). Jobs of an earlier, different config stay in ``jobs/`` but only
+the current plan's jobs make up the table.
 
 Executors. :func:`run_plan` hands the unfinished jobs, in dependency order, to an executor
 (:data:`Executor`; :func:`execute_local` by default). Any executor runs :func:`record_job` per job once the
@@ -40,7 +41,7 @@ from typing import Any
 from tuneprobe.errors import TuneprobeError
 from tuneprobe.experiments.execute import RunContext, run_job
 from tuneprobe.experiments.plan import Job, Plan
-from tuneprobe.experiments.results import KEY_COLUMNS, read_rows, write_rows
+from tuneprobe.experiments.results import KEY_COLUMNS, rows_to_frame, write_frame, write_rows
 
 JOBS_DIR = "jobs"
 RUN_JSON = "run.json"
@@ -150,26 +151,38 @@ def write_plan(plan: Plan, results: Path) -> Path:
     return path
 
 
+def table_digest(plan: Plan) -> str:
+    """sha256 of the plan's job ids: the table is current when run.json records the same digest."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(sorted(plan.by_id)).encode()).hexdigest()
+
+
 def assemble(plan: Plan, results: Path) -> int:
     """Write ``results.parquet`` and ``results.csv`` from the plan's finished jobs; returns the row count.
 
-    Raises TuneprobeError if two jobs wrote a row with the same key (a planning bug, never silently merged).
+    The job files were validated when written; here they are concatenated and sorted by the key columns
+    (the order of :func:`~tuneprobe.experiments.results.sort_rows`). Raises TuneprobeError if two jobs wrote
+    a row with the same key (a planning bug, never silently merged).
     """
-    rows: list[dict[str, Any]] = []
-    owner: dict[tuple, str] = {}
+    import pandas as pd
+
+    frames = []
     for job in plan.jobs:
-        for row in read_rows(job_rows_path(results, job)):
-            key = tuple(row[c] for c in KEY_COLUMNS)
-            if key in owner:
-                raise TuneprobeError(
-                    f"jobs {owner[key]} and {job.id} ({job.name}) both wrote the row "
-                    f"{dict(zip(KEY_COLUMNS, key, strict=True))}"
-                )
-            owner[key] = job.id
-            rows.append(row)
-    write_rows(rows, results / RESULTS_PARQUET)
-    write_rows(rows, results / RESULTS_CSV)
-    return len(rows)
+        f = pd.read_parquet(job_rows_path(results, job))
+        frames.append(f.assign(_job=job.id))
+    frame = pd.concat(frames, ignore_index=True) if frames else rows_to_frame([]).assign(_job="")
+    keys = list(KEY_COLUMNS)
+    dup = frame.duplicated(keys, keep=False)
+    if dup.any():
+        bad = frame[dup].sort_values(keys).head(2)
+        owners = ", ".join(f"{j} ({plan.by_id[j].name})" for j in bad["_job"])
+        raise TuneprobeError(f"jobs {owners} both wrote the row {bad.iloc[0][keys].to_dict()}")
+    frame = frame.sort_values(keys, kind="mergesort").drop(columns="_job").reset_index(drop=True)
+    frame = frame.astype(rows_to_frame([]).dtypes.to_dict())
+    write_frame(frame, results / RESULTS_PARQUET)
+    write_frame(frame, results / RESULTS_CSV)
+    return len(frame)
 
 
 Echo = Callable[[str], None]
@@ -212,7 +225,14 @@ def run_plan(
         n = len(plan.jobs)
         echo(f"{plan.config.name}: {n} jobs, {n - len(todo)} already done, {len(todo)} to run -> {results}")
         by_kind = executor(todo, ctx, run, echo)
-        n_rows = assemble(plan, results)
+        digest = table_digest(plan)
+        previous = _read_json(results / RUN_JSON)
+        current = (
+            not todo
+            and previous.get("table_digest") == digest
+            and all((results / f).is_file() for f in (RESULTS_PARQUET, RESULTS_CSV))
+        )
+        n_rows = int(previous["n_rows"]) if current else assemble(plan, results)
         seconds = time.perf_counter() - t_start
         summary = RunSummary(results, n, len(todo), n - len(todo), seconds, n_rows, by_kind)
         _write_run_json(plan, ctx, summary, started)
@@ -221,6 +241,13 @@ def run_plan(
         f"{results / RESULTS_PARQUET} ({seconds:.1f} s)"
     )
     return summary
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _write_run_json(plan: Plan, ctx: RunContext, summary: RunSummary, started: str) -> None:
@@ -255,6 +282,7 @@ def _write_run_json(plan: Plan, ctx: RunContext, summary: RunSummary, started: s
             "pid": os.getpid(),
         },
         "n_rows": summary.n_rows,
+        "table_digest": table_digest(plan),
         "seconds_by_kind": per_kind,
         "jobs": jobs,
     }
