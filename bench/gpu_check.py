@@ -331,6 +331,17 @@ def section_hulls(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     res[key]["points_inside_numba_torch"] = [int((refp == 0).sum()), int((gotp == 0).sum())]
     res["speedup_matrix"] = round(res["cpu_numba"]["matrix_s"] / res[key]["matrix_s"], 2)
     res["speedup_point_hull"] = round(res["cpu_numba"]["point_hull_s"] / res[key]["point_hull_s"], 2)
+    # 4. nearest-hull prediction (pruned point-to-hull search) on both paths
+    try:
+        from tuneprobe.directprobe.predict import nearest_hull_predict
+
+        t, pn = _timed(lambda: nearest_hull_predict(X, cl, P, backend="numpy"))
+        res["cpu_numba"]["predict_s"] = round(t, 3)
+        t, pt = _timed(lambda: nearest_hull_predict(X, cl, P, backend="torch", device=tdev))
+        res[key]["predict_s"] = round(t, 3)
+        res[key]["predict_same_labels"] = float(np.mean(pn.labels == pt.labels))
+    except Exception as e:  # noqa: BLE001 - keep the section's other results
+        res["predict_error"] = f"{type(e).__name__}: {e}"
     return res
 
 
