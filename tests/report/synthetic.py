@@ -103,6 +103,9 @@ def synthetic_rows(
                 rows.append(
                     _r(analysis="train_test_similarity", metric=metric, value=v, split="train|test", **key)
                 )
+            if task == "pos":  # nearest-hull and 1-NN prediction of test by the train clustering
+                for metric, v in (("intra_accuracy", (0.8, 0.9)[stage]), ("nn_accuracy", (0.7, 0.95)[stage])):
+                    rows.append(_r(analysis="directprobe", metric=metric, value=v, split="test", **key))
             n_lab, c0, c1, cr = clusters[task]
             nc = (c0, c1)[stage]
             for control, n_clusters in (("real", nc), ("random", cr)):

@@ -94,6 +94,22 @@ def test_tables_have_the_known_numbers(report):
     assert role["mean_change_random"] == 0.01  # the random-label control beside it
     assert list(t5["tuned_on"]) == ["", "ps-fxn", "pos", "ps-role"]  # original, the target itself, others
 
+    pred = _table(report, "prediction_directprobe").display
+    assert _row(pred, stage="original") == {
+        "model": "default",
+        "task": "pos",
+        "stage": "original",
+        "predicted split": "test",
+        "intra-accuracy": "80.00",
+        "1-NN accuracy": "70.00",
+        "MLP accuracy": "80.00",
+        "intra ≥ 1-NN": "yes",
+    }
+    assert (
+        _row(pred, stage="tuned")["intra ≥ 1-NN"] == "no"
+        and _row(pred, stage="tuned")["MLP accuracy"] == "90.00"
+    )
+
     ctrl = _table(report, "control_random_labels").data
     cell = _row(ctrl, task="pos", checkpoint=0)
     assert (cell["n_clusters_real"], cell["n_clusters_random"]) == (5, 40.5)

@@ -66,6 +66,7 @@ def make_tables(df: pd.DataFrame, layers: dict[str, int]) -> list[Table]:
         T.clusters_table(df, layers, task="trec50"),
         T.cross_task_table(df, layers),
         T.control_table(df),
+        T.prediction_table(df, layers),
     ]
 
 

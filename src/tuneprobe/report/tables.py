@@ -385,7 +385,7 @@ def cross_task_table(df: pd.DataFrame, layers: dict[str, int]) -> Table:
                 "mean scaled change": "–",
                 "mean change, random labels": "–",
                 "linear": _lin(lin0),
-                "accuracy": fmt(acc0),
+                "accuracy": fmt_pm(acc0, np.nan),
             }
         )
         runs = select(tuned_change, model=model, task=target)
@@ -458,7 +458,7 @@ def cross_task_table(df: pd.DataFrame, layers: dict[str, int]) -> Table:
                     "mean scaled change": fmt(mean_scaled, 3),
                     "mean change, random labels": fmt(mean_random, 3),
                     "linear": _lin(lin),
-                    "accuracy": fmt(acc),
+                    "accuracy": fmt_pm(acc, np.nan),
                 }
             )
     t.data, t.display = _frame(data), _frame(disp)
@@ -592,3 +592,65 @@ def _dp_stats(g: pd.DataFrame) -> dict[str, float]:
         "mean_outside_min": per_seed("outside_min", "mean"),
         "min_outside_min": per_seed("outside_min", "min"),
     }
+
+
+# ------------------------------------------------------------------------------- DirectProbe prediction
+
+
+def prediction_table(df: pd.DataFrame, layers: dict[str, int]) -> Table:
+    """The optional NAACL check (PAPER.md section 7): nearest-hull (intra-) accuracy vs 1-NN accuracy of the
+    train clustering on another split, beside the MLP probe, last layer, original and tuned."""
+    t = Table(
+        "prediction_directprobe",
+        "DirectProbe prediction (the NAACL check; last layer).",
+        "Accuracy in percent of predicting a split from the train clustering: by the nearest cluster hull "
+        "(intra-accuracy) and by the nearest training point (1-NN), beside the MLP probe's test accuracy. "
+        "Expected: intra-accuracy ≥ 1-NN, and it tracks the probe's accuracy.",
+    )
+    metrics = ["intra_accuracy", "nn_accuracy"]
+    part = select(at_last_layer(df, layers), analysis="directprobe", metric=metrics, control="real")
+    if part.empty:
+        t.missing = (
+            "`directprobe` intra_accuracy / nn_accuracy rows (prediction of another split), last layer."
+        )
+        return t
+    probe = select(at_last_layer(df, layers), analysis="probe", metric="accuracy_mean", split="test")
+    orig, tuned = _endpoints(df, pd.concat([part, probe]))
+    data, disp = [], []
+    for model, task in _cells(part):
+        for stage, look, tuned_on in (("original", orig, ""), ("tuned", tuned, task)):
+            k = {"model": model, "tuned_on": tuned_on, "task": task}
+            for split in sorted(part[(part["model"] == model) & (part["task"] == task)]["split"].unique()):
+                intra = look.get(**k, split=split, analysis="directprobe", metric="intra_accuracy") * 100
+                nn = look.get(**k, split=split, analysis="directprobe", metric="nn_accuracy") * 100
+                mlp = look.get(**k, split="test", analysis="probe", metric="accuracy_mean")
+                if np.isnan(intra) and np.isnan(nn):
+                    continue
+                data.append(
+                    {
+                        "model": model,
+                        "task": task,
+                        "stage": stage,
+                        "predicted_split": split,
+                        "intra_accuracy": intra,
+                        "nn_accuracy": nn,
+                        "mlp_accuracy": mlp,
+                    }
+                )
+                disp.append(
+                    {
+                        "model": model,
+                        "task": task,
+                        "stage": stage,
+                        "predicted split": split,
+                        "intra-accuracy": fmt_pm(intra, np.nan),
+                        "1-NN accuracy": fmt_pm(nn, np.nan),
+                        "MLP accuracy": fmt_pm(mlp, np.nan),
+                        "intra ≥ 1-NN": _yes(intra >= nn) if np.isfinite(intra + nn) else "–",
+                    }
+                )
+    if not data:
+        t.missing = "`directprobe` intra_accuracy / nn_accuracy rows of the original or the tuned model."
+        return t
+    t.data, t.display = _frame(data), _frame(disp)
+    return t
