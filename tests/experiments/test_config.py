@@ -82,6 +82,13 @@ def test_errors_name_file_and_key(text: str, where: str, what: str):
     assert what in msg, msg
 
 
+def test_command_line_overrides():
+    cfg = parse_config(BASE, source="cfg.toml").with_overrides(output="elsewhere", device="cuda:1")
+    assert (cfg.output, cfg.device) == ("elsewhere", "cuda:1")
+    with pytest.raises(ConfigError, match=r"cfg\.toml: --device: expected auto"):
+        parse_config(BASE, source="cfg.toml").with_overrides(device="tpu")
+
+
 def test_missing_file(tmp_path: Path):
     with pytest.raises(ConfigError, match="no such configuration file"):
         load_config(tmp_path / "nope.toml")

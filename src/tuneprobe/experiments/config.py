@@ -253,6 +253,10 @@ class ExperimentConfig:
         """A copy with the command line's ``--results`` / ``--device`` applied."""
         from dataclasses import replace
 
+        if device is not None and not _valid_device(device):
+            raise ConfigError(
+                self.source, "--device", f"expected auto, cpu, cuda, cuda:N or mps, got {device!r}"
+            )
         return replace(self, output=output or self.output, device=device or self.device)
 
 
@@ -489,7 +493,7 @@ def parse_config(text: str, source: str = "<config>", default_name: str = "exper
             "output", f"{output!r} leaves its directory ('..'); a config's output may not escape it"
         )
     device = run.get("device", "str", "auto")
-    if device not in ("auto", "cpu", "cuda", "mps") and not device.startswith("cuda:"):
+    if not _valid_device(device):
         raise run.fail("device", f"expected auto, cpu, cuda, cuda:N or mps, got {device!r}")
     data_dir = run.get("data_dir", "str?")
     cache_dir = run.get("cache_dir", "str?")
@@ -659,6 +663,10 @@ def parse_config(text: str, source: str = "<config>", default_name: str = "exper
         analyses=analyses,
         raw=text,
     )
+
+
+def _valid_device(device: str) -> bool:
+    return device in ("auto", "cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isdigit())
 
 
 def config_task_splits(tasks: Sequence[TaskSpec], task_id: str) -> tuple[str, ...]:
