@@ -214,7 +214,10 @@ def test_f1_fails_when_similarity_rises():
 
 def test_f1_partly_and_not_measured():
     df, layers = _frame(sim={"pos": (0.9, 0.6), "ps-fxn": (0.6, 0.7), "trec50": (math.nan, math.nan)})
-    assert _verdict(C.claim_f1(T.probing_table(df, layers).data)).verdict == C.PARTLY
+    v = _verdict(C.claim_f1(T.probing_table(df, layers).data))
+    assert v.verdict == C.PARTLY and v.reason.startswith(
+        "similarity fell in 1 of 2 linear cells (not in: ps-fxn)"
+    )
     nan = (math.nan, math.nan)
     df, layers = _frame(sim={"pos": nan, "ps-fxn": nan, "trec50": nan})
     assert _verdict(C.claim_f1(T.probing_table(df, layers).data)).verdict == C.NOT_MEASURED

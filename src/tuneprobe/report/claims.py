@@ -219,6 +219,9 @@ def claim_f1(probing: pd.DataFrame | None) -> Claim:
         verdict, reason = combine(parts)
         if fell.any() and not fell.all():  # some cells fell, some did not: the finding holds in part
             verdict = PARTLY
+            reason = f"{main} (not in: {', '.join(both[~fell]['task'])})" + "".join(
+                f"; {'holds' if ok else 'fails'}: {name}" for name, ok in parts[1:]
+            )
         elif not fell.any():  # the main statement fails everywhere; where the minimum lies is moot
             verdict = NOT_SUPPORTED
         c.verdicts.append(Verdict(str(model), verdict, reason, ev))
