@@ -122,6 +122,19 @@ def test_matches_brute_force_with_ties_and_duplicates(seed: int) -> None:
         np.testing.assert_array_equal(_roots(cl), expected)
 
 
+@pytest.mark.parametrize("forward_check", ["gram", "sphere"])
+def test_far_label_is_skipped_and_result_matches_brute_force(forward_check: str) -> None:
+    """Label 2 lies far from labels 0 and 1 (which overlap): its pairs are certified once, at the label level,
+    and G never checks its clusters, yet the partition is G's."""
+    X, y = _data(21, 45, 3, 3, 0.6)
+    X[y == 2] += 50.0
+    expected = brute_force_g(X, y)
+    for search in ("naive", "auto"):
+        cl = DirectProbe(search=search, forward_check=forward_check, progress=False).fit(X, y)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(_roots(cl), expected)
+        assert cl.stats["label_pairs_certified"] == 2 and cl.stats["forward_rejected"] > 0
+
+
 @pytest.mark.parametrize(("seed", "n", "d", "L", "spread"), [(0, 60, 2, 2, 0.3), (1, 50, 2, 3, 0.7)])
 def test_many_rejections_working_set_lp_and_witnesses_match_brute_force(
     seed: int, n: int, d: int, L: int, spread: float, monkeypatch: pytest.MonkeyPatch

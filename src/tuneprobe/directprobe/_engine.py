@@ -520,6 +520,12 @@ class Engine:
         self.lab_pos = {int(lab): k for k, lab in enumerate(self.labels.tolist())}
         self.lab_of_slot = np.searchsorted(self.labels, self.y)
         self._tick("forward_label_pairs", t0)
+        # rows each label's checks read: its own and those of the labels not certified against it
+        lab_row = self.lab_of_slot
+        self.need_rows = [
+            np.flatnonzero(~ok_row[lab_row] | (lab_row == k)) for k, ok_row in enumerate(self.label_ok)
+        ]
+        self.other_rows = [np.flatnonzero(~ok_row[lab_row]) for ok_row in self.label_ok]
         self.stats["label_pairs_certified"] = int(np.triu(self.label_ok, 1).sum())
         self.stats["label_pairs"] = int(self.labels.size * (self.labels.size - 1) // 2)
         # overlap witnesses (rows of an infeasible LP: A side of label lab, B side of another label); per
@@ -594,12 +600,14 @@ class Engine:
         self.rad[gj] = 0.0
         self.act[gj] = False
         self.cl_of[mj] = gi
+        # a cluster of a label certified against every other label is never read: no dot products needed
         if self.Gmat is not None:
-            self.Gmat[:, self.col[gi]] = self._tM
+            if self._tM is not None:
+                self.Gmat[self._tR, self.col[gi]] = self._tM[self._tR]
+                self.own[M] = self._tM[M]
             self.col_slot[self.col[gj]] = -1
             self.col[gj] = -1
-            self.own[M] = self._tM[M]
-        else:
+        elif self.other_rows[self.lab_pos[int(self.y[gi])]].size:
             self.own[M] = self.Xw[M] @ self._cM
         self._uid += 1
         self.uid[gi] = self._uid
@@ -622,21 +630,27 @@ class Engine:
         sM = self.oracle.single_id(M)
         self._pending: list[tuple[int, tuple[np.ndarray, float, float]]] = []
         self._rM = float(np.sqrt(((X[M] - cM) ** 2).sum(axis=1).max()))
+        lp = self.lab_pos[lab]
+        self._tM = None
+        if self.other_rows[lp].size == 0:
+            return True  # every other label is certified separable from this one
         if self._witness_rejects(lab, gi, gj, sM):
             self._tick("forward_witness", t0)
             return False
-        others = np.flatnonzero(self.act & ~self.label_ok[self.lab_pos[lab]][self.lab_of_slot])
+        others = np.flatnonzero(self.act & ~self.label_ok[lp][self.lab_of_slot])
         if self.Gmat is None:
-            self._tM = None
             if others.size == 0:
                 return True
             bad, gap = self._sphere_then_projection(M, mi, mj, gi, gj, cM, others)
             return self._finish_check(lab, q, i, j, M, mi, mj, gi, gj, sM, others, bad, gap, t0)
-        if others.size == 0:
-            self._tM = X @ cM
-            return True
-        t = X @ cM  # [n]: x·c_M
+        # x·c_M on the rows this label's clusters are ever compared on (its own, the uncertified labels')
+        R, Ro = self.need_rows[lp], self.other_rows[lp]
+        t = np.empty(self.n)
+        t[R] = X[R] @ cM
         self._tM = t
+        self._tR = R
+        if others.size == 0:
+            return True
         pM = t[M]
         cn = np.sqrt(np.einsum("ij,ij->i", self.Cg[others], self.Cg[others]))
         rt = 4 * SEPARATION_RTOL * self.oracle.xmax
@@ -645,14 +659,23 @@ class Engine:
             Gm = self.Gmat[M][:, self.col[others]]
             bad = np.ones(others.size, dtype=bool)
             gap = np.full(others.size, -np.inf)
-            for dvec, cnorm in (
-                (t, float(np.sqrt(cM @ cM))),
-                (self.Gmat[:, self.col[gi]], float(np.sqrt(self.Cg[gi] @ self.Cg[gi]))),
-                (self.Gmat[:, self.col[gj]], float(np.sqrt(self.Cg[gj] @ self.Cg[gj]))),
+            clo, owno = self.cl_of[Ro], self.own[Ro]
+            for dM, dO, cnorm in (
+                (pM, t[Ro], float(np.sqrt(cM @ cM))),
+                (
+                    self.Gmat[M, self.col[gi]],
+                    self.Gmat[Ro, self.col[gi]],
+                    float(np.sqrt(self.Cg[gi] @ self.Cg[gi])),
+                ),
+                (
+                    self.Gmat[M, self.col[gj]],
+                    self.Gmat[Ro, self.col[gj]],
+                    float(np.sqrt(self.Cg[gj] @ self.Cg[gj])),
+                ),
             ):
-                minM = (dvec[M][:, None] - Gm[:, bad]).min(axis=0)
+                minM = (dM[:, None] - Gm[:, bad]).min(axis=0)
                 maxQ = np.full(self.n, -np.inf)
-                np.maximum.at(maxQ, self.cl_of, dvec - self.own)
+                np.maximum.at(maxQ, clo, dO - owno)
                 g = minM - maxQ[others[bad]]
                 gap[bad] = np.maximum(gap[bad], g / np.maximum(cnorm + cn[bad], 1e-300))
                 sub = g > rt * (cnorm + cn[bad])
@@ -669,7 +692,7 @@ class Engine:
                 np.subtract(pM[:, None], G, out=G)
                 minM[s : s + blk] = G.min(axis=0)
             maxQ = np.full(self.n, -np.inf)
-            np.maximum.at(maxQ, self.cl_of, t - self.own)
+            np.maximum.at(maxQ, self.cl_of[Ro], t[Ro] - self.own[Ro])
             g = minM - maxQ[others]
             cnM = float(np.sqrt(cM @ cM))
             bad = g <= rt * (cnM + cn)
