@@ -161,7 +161,7 @@ padding:0 1em;color:#222;line-height:1.45}
 h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #bbb;margin-top:2em}
 table{border-collapse:collapse;margin:.5em 0 1em;font-size:.88em}
 th,td{border:1px solid #ccc;padding:.2em .5em;text-align:left}th{background:#f0f0f0}
-td.num{text-align:right}
+td.num{text-align:right;white-space:nowrap}td:first-child,td:nth-child(2){white-space:nowrap}
 code{background:#f4f4f4;padding:0 .2em}pre{background:#f6f6f6;padding:.6em;overflow-x:auto}
 figure{margin:1em 0 2em}figure img{max-width:100%;height:auto;border:1px solid #ddd}
 figcaption{font-size:.9em;color:#444}.missing{color:#8a4b00;font-style:italic}
