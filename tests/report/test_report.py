@@ -270,13 +270,23 @@ def test_missing_analyses_are_reported_missing(tmp_path):
     rows = [r for r in synthetic_rows() if r["analysis"] in keep]
     d = tmp_path / "run"
     write_rows(rows, d / "results.csv")  # the CSV form of the table
+    for old in (
+        "figures/fig9_old.png",
+        "figures/fig9_old.svg",
+        "tables/table3_clusters.csv",
+        "figures/notes.txt",
+    ):
+        (d / "report" / old).parent.mkdir(parents=True, exist_ok=True)
+        (d / "report" / old).write_text("from an earlier report")
     rep = build_report(d)
+    assert [p.name for p in (rep.out / "figures").iterdir()] == ["notes.txt"]  # stale figures removed
+    assert not (rep.out / "tables" / "table3_clusters.csv").exists()
+    assert (rep.out / "tables" / "table1_models.csv").is_file()
     tabs = {t.id: t for t in rep.tables}
     assert tabs["table1_models"].missing is None and tabs["table7_probing"].missing is None
     for tid in ("table3_clusters", "table4_clusters_trec50", "table5_cross_task", "control_random_labels"):
         assert tabs[tid].missing, tid
     assert all(f.missing for f in rep.figures)
-    assert not (rep.out / "figures").exists() or not list((rep.out / "figures").iterdir())
     got = {c.id: (_verdict(c).verdict if c.verdicts else C.NOT_MEASURED) for c in rep.claims}
     assert got["F0"] == C.PARTLY
     assert got["F1"] == got["F2"] == got["F3"] == got["F4"] == got["F5"] == C.NOT_MEASURED

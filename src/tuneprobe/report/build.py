@@ -238,6 +238,12 @@ def build_report(
             )
     figures = make_figures(df, layers, fig_dir, say)
     claims = make_claims(df, layers, tables)
+    written = {t.csv_path for t in tables} | {p for f in figures for p in (f.png, f.svg)}
+    for folder, patterns in ((tab_dir, ("*.csv",)), (fig_dir, ("*.png", "*.svg"))):
+        for pattern in patterns:  # a table or figure of an earlier report that this run no longer has
+            for stale in folder.glob(pattern):
+                if stale not in written:
+                    stale.unlink()
 
     present = set(df["analysis"].unique())
     models = [m for m in _models(df) if m != "(no model)"]
