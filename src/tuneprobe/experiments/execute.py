@@ -302,8 +302,11 @@ def _outside_min_change(job: Job, ctx: RunContext) -> list[dict[str, Any]]:
 def _centroid_paths(job: Job, ctx: RunContext) -> list[dict[str, Any]]:
     from tuneprobe.geometry.analyses import centroid_paths
 
-    layers = job.params["layers"]
-    return centroid_paths({int(layer): _cells(ids, ctx) for layer, ids in layers.items()})
+    cells = {int(layer): _cells(ids, ctx) for layer, ids in job.params["layers"].items()}
+    base = next(c for c in cells[max(cells)] if c.key.checkpoint == 0)
+    if int((base.present() & base.retained()).sum()) < 3:
+        return []  # Figure 3 needs three labels with clusters; a task with fewer has no paths
+    return centroid_paths(cells)
 
 
 def _centroid_shift(job: Job, ctx: RunContext) -> list[dict[str, Any]]:
