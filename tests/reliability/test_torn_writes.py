@@ -7,16 +7,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-ROWS = (
-    "[dict(model='m', tuned_on='', checkpoint=0, layer=1, task='t', split='train', analysis='directprobe', "
-    "metric='n_clusters', value=3.0, seed=0, control='real')]"
-)
+ROWS = "[make_row(analysis='directprobe', metric='n_clusters', value=3.0, model='m', task='t', layer=1)]"
 
 WRITERS = {
     "store.arrays.atomic_write_text": (
@@ -25,39 +21,28 @@ WRITERS = {
         "summary.json",
     ),
     "experiments.results.write_rows": (
-        "from tuneprobe.experiments.results import write_rows as w",
+        "from tuneprobe.experiments.results import make_row, write_rows as w",
         "w(" + ROWS + ", {path!r})",
         "results.parquet",
+    ),
+    "geometry.cells.DirectProbeCell.save": (
+        "import numpy as np\n"
+        "from tuneprobe.geometry.cells import CellKey, run_directprobe_cell\n"
+        "X = np.array([[0.0, 0], [1, 0], [0, 1], [1, 1], [3, 0], [4, 0], [3, 1], [4, 1]])\n"
+        "key = CellKey('m', '', 0, 1, 't', 'train')\n"
+        "w = run_directprobe_cell(key, X, np.repeat([0, 1], 4), ['a', 'b']).save",
+        "w({path!r})",
+        "cell.npz",
     ),
 }
 
 
-@pytest.mark.parametrize(
-    "writer",
-    [
-        "store.arrays.atomic_write_text",
-        pytest.param(
-            "experiments.results.write_rows",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="experiments/results.py _atomic_write leaves .NAME.*.part of a killed writer (its "
-                "owner is mid-change; fix: store.arrays.temp_prefix + sweep_stale_temps)",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("writer", list(WRITERS))
 def test_killed_between_write_and_rename(writer: str, tmp_path: Path, h: SimpleNamespace) -> None:
     imp, call, name = WRITERS[writer]
     path = str(tmp_path / name)
-    script = textwrap.dedent(
-        f"""
-        import os, signal
-        {imp}
-        real = os.replace
-        os.replace = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
-        {call.format(path=path)}
-        """
-    )
+    kill_on_rename = "import os, signal\nos.replace = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)"
+    script = f"{imp}\n{kill_on_rename}\n{call.format(path=path)}\n"
     proc = subprocess.run(
         [sys.executable, "-c", script], env=h.subprocess_env(), capture_output=True, text=True, timeout=300
     )

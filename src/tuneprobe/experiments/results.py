@@ -205,8 +205,11 @@ def rows_to_frame(rows: Iterable[Mapping[str, Any]]) -> Any:
 
 
 def _atomic_write(path: Path, write: Any) -> None:
+    from tuneprobe.store.arrays import sweep_stale_temps, temp_prefix
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    sweep_stale_temps(path)  # temporaries of killed writers of this path
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".part")
     os.close(fd)
     try:
         write(tmp)

@@ -197,7 +197,10 @@ class DirectProbeCell:
         meta = json.dumps(_meta(self), sort_keys=True, allow_nan=True).encode("utf-8")
         buf = io.BytesIO()
         np.savez(buf, meta=np.frombuffer(meta, dtype=np.uint8), **{k: getattr(self, k) for k in _ARRAYS})
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+        from tuneprobe.store.arrays import sweep_stale_temps, temp_prefix
+
+        sweep_stale_temps(p)  # temporaries of killed writers of this path
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(p), suffix=".part", dir=p.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(buf.getvalue())
