@@ -55,12 +55,13 @@ def export_layer(rep: object, layer: int, out: Path) -> tuple[Path, Path, Path]:
     atomic."""
     import numpy as np
 
-    from tuneprobe.store.arrays import atomic_write_text
+    from tuneprobe.store.arrays import atomic_write_text, sweep_stale_temps, temp_prefix
 
     out = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")
     out.parent.mkdir(parents=True, exist_ok=True)
     X = rep.layer(layer)  # type: ignore[attr-defined]
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.npy")
+    sweep_stale_temps(out)  # temporaries of killed exports of this path
+    tmp = out.with_name(f"{temp_prefix(out)}tmp.npy")
     try:
         with open(tmp, "wb") as fh:
             np.save(fh, np.ascontiguousarray(X, dtype=np.float32))
