@@ -51,6 +51,15 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[
             bool | None, typer.Option(help="inner progress bars (default: when stderr is a terminal)")
         ] = None,
+        executor: Annotated[
+            str, typer.Option(help="local (one job after another) | dask (needs tuneprobe[dist])")
+        ] = "local",
+        workers: Annotated[
+            int | None, typer.Option(help="dask: worker processes of the local cluster (default: CPU cores)")
+        ] = None,
+        scheduler: Annotated[
+            str | None, typer.Option(help="dask: address of an existing scheduler (e.g. tcp://host:8786)")
+        ] = None,
     ) -> None:
         """Run the experiment grid of CONFIG: fine-tuning, extraction, DirectProbe, probes and every analysis,
         into one tidy results table (RESULTS/results.parquet and .csv). Finished jobs are skipped, so a rerun
@@ -60,8 +69,20 @@ def register(app: typer.Typer) -> None:
         from tuneprobe.experiments.config import load_config
         from tuneprobe.experiments.execute import RunContext
         from tuneprobe.experiments.plan import build_plan
-        from tuneprobe.experiments.runner import run_plan
+        from tuneprobe.experiments.runner import execute_local, run_plan
 
+        if executor not in ("local", "dask"):
+            raise typer.BadParameter(f"expected local or dask, got {executor!r}", param_hint="--executor")
+        if executor == "local" and (workers is not None or scheduler is not None):
+            raise typer.BadParameter(
+                "--workers and --scheduler need --executor dask", param_hint="--executor"
+            )
+        if executor == "dask":
+            from tuneprobe.experiments.dask_executor import make_dask_executor
+
+            run_executor = make_dask_executor(workers=workers, scheduler=scheduler)
+        else:
+            run_executor = execute_local
         cfg = load_config(config).with_overrides(
             output=str(results) if results is not None else None, device=device
         )
@@ -78,4 +99,4 @@ def register(app: typer.Typer) -> None:
             device=cfg.device,
             progress=sys.stderr.isatty() if progress is None else progress,
         )
-        run_plan(plan, ctx)
+        run_plan(plan, ctx, executor=run_executor)
