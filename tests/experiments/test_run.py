@@ -109,6 +109,35 @@ def test_cli_dry_run_counts_done_jobs(finished, tiny_toml, tiny_dir, task_dirs, 
     assert not (tmp_path / "elsewhere").exists()  # a dry run writes nothing
 
 
+def test_keep_going_skips_dependents_then_fails(finished, tiny_toml, tiny_dir, task_dirs, tmp_path):
+    from functools import partial
+
+    from tuneprobe.errors import TuneprobeError
+    from tuneprobe.experiments.runner import execute_local
+
+    _, ctx0, _, _ = finished
+    plan, ctx = _setup(tiny_toml, tiny_dir, task_dirs, tmp_path, Path(ctx0.cache_dir))
+    needed = {d for j in plan.jobs for d in j.deps}
+    bad = next(j for j in plan.jobs if j.kind == "directprobe" and j.id in needed)  # a cell others read
+    downstream = {bad.id}
+    for j in plan.jobs:  # plan order: dependencies first
+        if downstream & set(j.deps):
+            downstream.add(j.id)
+
+    def flaky(job, c):
+        if job.id == bad.id:
+            raise ValueError("injected failure")
+        return run_job(job, c)
+
+    keep = partial(execute_local, keep_going=True)
+    with pytest.raises(TuneprobeError, match=r"1 job\(s\) failed and \d+ depending on them were skipped"):
+        run_plan(plan, ctx, run=flaky, echo=lambda s: None, executor=keep)
+    done = {p.stem for p in (tmp_path / "out" / "jobs").glob("*.parquet")}
+    assert done == set(plan.by_id) - downstream and len(downstream) > 1
+    again = Counting()
+    assert run_plan(plan, ctx, run=again, echo=lambda s: None).executed == len(downstream) == len(again.ran)
+
+
 def test_interrupted_run_resumes_to_the_same_table(finished, tiny_toml, tiny_dir, task_dirs, tmp_path):
     plan0, ctx0, _, _ = finished
     # the same representation store, a fresh results directory

@@ -190,19 +190,40 @@ Executor = Callable[[list[Job], RunContext, JobRunner, Echo], dict[str, int]]
 """Runs the unfinished jobs (given in dependency order) with :func:`record_job`; returns jobs run per kind."""
 
 
-def execute_local(todo: list[Job], ctx: RunContext, run: JobRunner, echo: Echo) -> dict[str, int]:
-    """The local executor: one job after another, in the plan's order, with a progress line per job. A
-    failing job stops the run; the jobs finished before it stay recorded."""
+def execute_local(
+    todo: list[Job], ctx: RunContext, run: JobRunner, echo: Echo, keep_going: bool = False
+) -> dict[str, int]:
+    """The local executor: one job after another, in the plan's order, with a progress line per job.
+
+    A failing job stops the run (the jobs finished before it stay recorded), unless ``keep_going``: then the
+    jobs that depend on it (directly or not) are skipped, every other job runs, and a TuneprobeError listing
+    the failures is raised at the end (so no table is assembled; a rerun retries them). An interruption
+    (KeyboardInterrupt, SystemExit) always stops at once."""
     by_kind: dict[str, int] = {}
+    failed: dict[str, str] = {}  # job id -> message
+    blocked: set[str] = set()
     for i, job in enumerate(todo, 1):
+        if any(d in failed or d in blocked for d in job.deps):
+            blocked.add(job.id)
+            echo(f"[{i}/{len(todo)}] skipped {job.kind}: {job.name} (an input failed)")
+            continue
         echo(f"[{i}/{len(todo)}] {job.kind}: {job.name} ({job.id})")
         try:
             info = record_job(job, ctx, run)
-        except BaseException as exc:
+        except Exception as exc:
             echo(f"[{i}/{len(todo)}] FAILED {job.kind}: {job.name}: {type(exc).__name__}: {exc}")
-            raise
+            if not keep_going:
+                raise
+            failed[job.id] = f"{job.kind} {job.name} ({job.id}): {type(exc).__name__}: {exc}"
+            continue
         by_kind[job.kind] = by_kind.get(job.kind, 0) + 1
         echo(f"[{i}/{len(todo)}] done in {info['seconds']:.1f} s, {info['n_rows']} rows")
+    if failed:
+        lines = "\n  ".join(failed.values())
+        raise TuneprobeError(
+            f"{len(failed)} job(s) failed and {len(blocked)} depending on them were skipped "
+            f"({sum(by_kind.values())} ran); rerun to retry them:\n  {lines}"
+        )
     return by_kind
 
 
