@@ -30,6 +30,7 @@ _STAGES = (
     "tuneprobe.probes.commands",
     "tuneprobe.experiments.commands",
     "tuneprobe.report.commands",
+    "tuneprobe.explore.commands",
 )
 
 for _mod in _STAGES:

@@ -1,0 +1,162 @@
+"""The explorer page: one self-contained HTML file (plotly.js from the ``plotly`` package, the app script
+``explorer.js`` and the data as one JSON object; no network access).
+
+Data encoding (compact): 2-D coordinates are quantised to 16 bits over each array's range (``lo``, ``hi``;
+value = lo + (q + 32768) / 65535 * (hi - lo)) and stored as base64 little-endian int16; per-point clusters as
+base64 int32; distances rounded to 4 significant digits (``null`` = undefined); Mapper node members as row
+lists. Row indices everywhere index the shown rows (``rows``, see :func:`tuneprobe.explore.views.shown_rows`).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tuneprobe.explore.data import Series
+from tuneprobe.explore.views import MapperParams, mapper_graph, projections, shown_rows
+
+#: categorical colours (Tableau 10 + 10 lighter ones), cycled for more labels
+PALETTE = [
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+    "#bab0ac", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf",
+]  # fmt: skip
+
+
+def _q16(a: np.ndarray) -> dict[str, Any]:
+    """float ``[n, 2]`` -> ``{"lo", "hi", "b64"}`` (module docstring); NaN rows -> the minimum."""
+    a = np.asarray(a, dtype=np.float64)
+    finite = a[np.isfinite(a)]
+    lo = float(finite.min()) if finite.size else 0.0
+    hi = float(finite.max()) if finite.size else 1.0
+    span = hi - lo if hi > lo else 1.0
+    q = np.round((np.nan_to_num(a, nan=lo) - lo) / span * 65535) - 32768
+    b = np.clip(q, -32768, 32767).astype("<i2").tobytes()
+    return {"lo": lo, "hi": lo + span, "b64": base64.b64encode(b).decode("ascii")}
+
+
+def _b64_i32(a: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(a, dtype="<i4").tobytes()).decode("ascii")
+
+
+def _num(v: float) -> float | None:
+    return None if not math.isfinite(v) else float(f"{v:.4g}")
+
+
+def payload(
+    series: Series,
+    max_points: int = 5000,
+    seed: int = 0,
+    mapper: MapperParams = MapperParams(),
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The JSON object the page embeds (module docstring)."""
+    rows = shown_rows(series, max_points, seed)
+    proj = projections(series, rows)
+    cells: dict[str, Any] = {}
+    for (step, layer), sl in sorted(series.cells.items()):
+        c = sl.cell
+        p = proj[(step, layer)]
+        g = mapper_graph(np.asarray(sl.X[rows], dtype=np.float32), p["fixed"], mapper)
+        cells[f"{step}|{layer}"] = {
+            "fixed": _q16(p["fixed"]),
+            "own": _q16(p["own"]),
+            "cent_fixed": [[_num(v) for v in r] for r in p["centroids_fixed"]],
+            "cent_own": [[_num(v) for v in r] for r in p["centroids_own"]],
+            "clusters": _b64_i32(np.asarray(c.clusters)[rows]),
+            "dist": [[_num(v) for v in r] for r in np.asarray(c.label_distance)],
+            "outside_min": [_num(v) for v in np.asarray(c.outside_min)],
+            "n_clusters": int(c.n_clusters),
+            "is_linear": bool(c.is_linear),
+            "nodes": [m.tolist() for m in g["nodes"]],
+            "links": [list(e) for e in g["links"]],
+            "eps": _num(g["eps"]),
+        }
+        if log:
+            log(f"{series.task}: step {step} layer {layer}: {len(g['nodes'])} Mapper nodes")
+    used = sorted({int(series.sentence[i]) for i in rows})
+    sent_index = {s: k for k, s in enumerate(used)}
+    n_total = series.n
+    rule = (
+        f"all {n_total} examples"
+        if len(rows) == n_total
+        else f"a stratified subsample of {len(rows)} of {n_total} examples (seed {seed}; every label keeps "
+        "its share, at least one example)"
+    )
+    return {
+        "task": series.task,
+        "split": series.split,
+        "model": series.model,
+        "tuned_on": series.tuned_on,
+        "seed": series.seed,
+        "labels": series.labels,
+        "colors": [PALETTE[i % len(PALETTE)] for i in range(len(series.labels))],
+        "steps": series.steps,
+        "layers": series.layers,
+        "rule": rule,
+        "mapper": {
+            "n_cubes": mapper.n_cubes,
+            "overlap": mapper.overlap,
+            "min_samples": mapper.min_samples,
+            "eps_scale": mapper.eps_scale,
+        },
+        "ex": {
+            "id": [series.example_ids[i] for i in rows],
+            "s": [sent_index[int(series.sentence[i])] for i in rows],
+            "u": [list(series.units[i]) for i in rows],
+            "y": [int(series.y[i]) for i in rows],
+        },
+        "sentences": [list(series.sentences[s]) for s in used],
+        "cells": cells,
+    }
+
+
+def build_page(data: dict[str, Any]) -> str:
+    """The HTML text of the page for a :func:`payload`."""
+    from plotly.offline import get_plotlyjs
+
+    app = resources.files("tuneprobe.explore").joinpath("explorer.js").read_text(encoding="utf-8")
+    style = resources.files("tuneprobe.explore").joinpath("explorer.css").read_text(encoding="utf-8")
+    blob = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    title = html.escape(f"tuneprobe explorer: {data['task']} ({data['split']}, {data['model']})")
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{title}</title><style>{style}</style>"
+        f"<script>{get_plotlyjs()}</script></head><body>"
+        f"<script id='explorer-data' type='application/json'>{blob}</script>"
+        f"<div id='app'></div><script>{app}</script></body></html>\n"
+    )
+
+
+def write_explorer(
+    series: Series,
+    out: str | Path,
+    max_points: int = 5000,
+    seed: int = 0,
+    mapper: MapperParams = MapperParams(),
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Write the page of ``series`` to ``out``; returns ``{"path", "bytes", "seconds", "n_points"}``."""
+    t0 = time.perf_counter()
+    data = payload(series, max_points, seed, mapper, log)
+    text = build_page(data)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return {
+        "path": path,
+        "bytes": path.stat().st_size,
+        "seconds": time.perf_counter() - t0,
+        "n_points": len(data["ex"]["id"]),
+    }

@@ -1,0 +1,54 @@
+"""A small synthetic explorer series: 3 labels, 3 snapshots x 2 layers, real DirectProbe cells."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tuneprobe.explore.data import Series, SnapshotLayer
+from tuneprobe.geometry.cells import CellKey, run_directprobe_cell
+
+LABELS = ["alpha", "beta", "gamma"]
+WORDS = ["red", "green", "blue", "cat", "dog", "fox", "runs", "sits", "jumps", "the", "a", "big"]
+STEPS = [0, 5, 10]
+LAYERS = [1, 2]
+
+
+def synthetic_series(n_per_label: int = 20, dim: int = 6, seed: int = 0) -> Series:
+    """Label clouds that separate more with every snapshot and layer; sentences of 5 random words with the
+    unit at a random position (example ``k`` is ``"ex{k}"``)."""
+    rng = np.random.default_rng(seed)
+    n = n_per_label * len(LABELS)
+    y = np.repeat(np.arange(len(LABELS)), n_per_label)
+    base = rng.normal(size=(n, dim))
+    direction = rng.normal(size=(len(LABELS), dim)) * 2
+    sentences = [tuple(rng.choice(WORDS, size=5)) for _ in range(n)]
+    units = [(int(rng.integers(5)),) for _ in range(n)]
+    cells = {}
+    for si, step in enumerate(STEPS):
+        for layer in LAYERS:
+            X = (base + direction[y] * (0.5 + si + layer)).astype(np.float32)
+            key = CellKey("toy", "toy-task", step, layer, "toy-task", "train")
+            cell = run_directprobe_cell(key, X, y, LABELS, device="cpu")
+            cells[(step, layer)] = SnapshotLayer(X, cell)
+    return Series(
+        task="toy-task",
+        split="train",
+        model="toy",
+        tuned_on="toy-task",
+        seed=0,
+        labels=list(LABELS),
+        y=y.astype(np.int64),
+        example_ids=[f"ex{k}" for k in range(n)],
+        sentences=sentences,
+        sentence=np.arange(n, dtype=np.int64),
+        units=units,
+        steps=list(STEPS),
+        layers=list(LAYERS),
+        cells=cells,
+    )
+
+
+@pytest.fixture(scope="session")
+def series() -> Series:
+    return synthetic_series()

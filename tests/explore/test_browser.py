@@ -1,0 +1,143 @@
+"""The explorer in headless Chromium (Debian's ``chromium`` driven by the ``playwright`` package): slider
+and layer selector change every view, a Mapper node and a point list the right examples, node members are
+tracked across snapshots, search and the label filter work; no console errors, no network requests.
+Screenshots go to ``test-artifacts/``. Outside CI a missing browser or playwright skips; in CI it fails."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tuneprobe.explore.page import build_page, payload
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _views(page):
+    """A fingerprint of every view: projection x data, Mapper SVG, heatmap z, outside_min marker."""
+    return page.evaluate(
+        """() => ({
+        proj: Array.from(document.getElementById('proj').data[0].x),
+        mapper: document.querySelector('#mapper svg').innerHTML,
+        dist: JSON.stringify(document.getElementById('dist').data[0].z),
+        marker: document.getElementById('omin').layout.shapes[0].x0,
+        step: document.getElementById('step-label').textContent })"""
+    )
+
+
+def _listed(page) -> list[str]:
+    return page.eval_on_selector_all("#details .ex", "els => els.map(e => e.dataset.id)")
+
+
+def test_explorer_in_headless_chromium(series, tmp_path):
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed (pip install -e '.[dev]')")
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        _unavailable("no chromium browser (apt-get install -y --no-install-recommends chromium)")
+    data = payload(series)
+    html = tmp_path / "explorer.html"
+    html.write_text(build_page(data), encoding="utf-8")
+    ids = np.asarray(series.example_ids)
+    errors: list[str] = []
+    requests: list[str] = []
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"], timeout=120_000)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(html.resolve().as_uri(), wait_until="load")
+            page.wait_for_selector("#mapper svg .node")
+            start = _views(page)
+            assert start["step"].startswith("10 ")
+
+            # snapshot slider: every view changes
+            page.fill("#step", "0")
+            after_step = _views(page)
+            assert after_step["step"].startswith("0 ")
+            for view in ("proj", "mapper", "dist", "marker"):
+                assert after_step[view] != start[view], view
+            # layer selector: the projection, the graph and the distances change
+            page.select_option("#layer", "0")
+            after_layer = _views(page)
+            for view in ("proj", "mapper", "dist"):
+                assert after_layer[view] != after_step[view], view
+            page.screenshot(path=str(ARTIFACTS / "explorer-step0-layer1.png"))
+
+            # click a Mapper node: the details list its members
+            cell = data["cells"]["0|1"]
+            n = max(range(len(cell["nodes"])), key=lambda k: len(cell["nodes"][k]))
+            page.click(f"#mapper .node[data-node='{n}']")
+            members = cell["nodes"][n]
+            assert _listed(page) == ids[members].tolist()
+            golds = page.eval_on_selector_all("#details .gold", "els => els.map(e => e.textContent)")
+            assert golds == [series.labels[series.y[i]] for i in members]
+            marks = page.eval_on_selector_all(
+                "#details .ex", "els => els.map(e => e.querySelector('mark').textContent)"
+            )
+            assert marks == [series.sentences[i][series.units[i][0]] for i in members]
+            # tracking: at another snapshot exactly the nodes holding tracked members are opaque
+            page.fill("#step", "2")
+            later = data["cells"]["10|1"]
+            want = sorted(k for k, m in enumerate(later["nodes"]) if set(m) & set(members))
+            got = page.eval_on_selector_all(
+                "#mapper .node",
+                "els => els.filter(e => e.getAttribute('opacity') === '1').map(e => +e.dataset.node)",
+            )
+            assert sorted(got) == want and want
+            assert f"tracking {len(members)} examples" in page.text_content("#mapper-info")
+            assert _listed(page) == ids[members].tolist()  # the selection survives the slider
+            page.screenshot(path=str(ARTIFACTS / "explorer-node-tracked.png"))
+
+            # click a point (the one farthest from every centroid, so no centroid marker is on top)
+            page.click("#clear")
+            xy = page.evaluate(
+                """() => { const gd = document.getElementById('proj'), t = gd.data[0], c = gd.data[1];
+                let best = -1, bi = 0;
+                for (let i = 0; i < t.x.length; i++) { let m = Infinity;
+                  for (let k = 0; k < c.x.length; k++)
+                    m = Math.min(m, Math.hypot(t.x[i] - c.x[k], t.y[i] - c.y[k]));
+                  if (m > best) { best = m; bi = i; } }
+                const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+                return { i: bi, row: window.tuneprobeExplorer.rows()[bi],
+                         x: r.left + xa._offset + xa.l2p(t.x[bi]),
+                         y: r.top + ya._offset + ya.l2p(t.y[bi]) }; }"""
+            )
+            page.mouse.move(xy["x"], xy["y"])
+            page.mouse.click(xy["x"], xy["y"])
+            page.wait_for_selector("#details .ex")
+            assert _listed(page) == [series.example_ids[xy["row"]]]
+
+            # search by word
+            word = series.sentences[7][2]
+            page.fill("#search", word)
+            page.press("#search", "Enter")
+            want = [series.example_ids[i] for i in range(series.n) if word in series.sentences[i]]
+            assert _listed(page) == want
+
+            # label filter: unchecking a label removes its points from the projection and the heatmap
+            page.uncheck("#legend input[data-label='1']")
+            left = page.evaluate("() => document.getElementById('proj').data[0].x.length")
+            assert left == int(np.sum(series.y != 1))
+            assert page.evaluate("() => document.getElementById('dist').data[0].x") == ["alpha", "gamma"]
+            page.screenshot(path=str(ARTIFACTS / "explorer-filtered.png"), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
+    assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
