@@ -1,9 +1,7 @@
 """Safe loading: no remote code without the flag, no pickle, data parsed as data, outputs kept in their
 directory.
 
-``tuneprobe explore --serve`` (issue 7: "binds to 127.0.0.1 only") does not exist yet:
-``test_explore_serve_is_not_there_yet`` fails as soon as a ``explore`` command appears, so that its binding
-test is written with it.
+``tuneprobe explore --serve`` (issue 7: "binds to 127.0.0.1 only"): ``test_explore_serve_binds_localhost_only``.
 """
 
 from __future__ import annotations
@@ -284,11 +282,21 @@ def test_every_planned_file_lies_below_the_results_directory(
 # the explorer
 
 
-def test_explore_serve_is_not_there_yet() -> None:
-    """Issue 7 asks ``tuneprobe explore --serve`` to bind to 127.0.0.1 only. The command does not exist yet;
-    this test fails when it appears, as the reminder to add the binding test with it."""
+def test_explore_serve_binds_localhost_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 7: ``tuneprobe explore --serve`` binds to 127.0.0.1 only. The command offers no option that
+    changes the host, and the server it starts (the real ``http.server`` socket) listens on 127.0.0.1."""
     from typer.main import get_command
 
     from tuneprobe.cli import app
+    from tuneprobe.explore import commands as explore_commands
 
-    assert "explore" not in get_command(app).commands  # type: ignore[attr-defined]
+    cmd = get_command(app).commands["explore"]  # type: ignore[attr-defined]
+    opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
+    assert "--serve" in opts
+    assert not any("host" in o or "bind" in o for o in opts), opts
+
+    server = explore_commands.serve(Path.cwd())
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+    finally:
+        server.server_close()
