@@ -1,7 +1,8 @@
 """Safe loading: no remote code without the flag, no pickle, data parsed as data, outputs kept in their
 directory.
 
-``tuneprobe explore --serve`` (issue 7: "binds to 127.0.0.1 only"): ``test_explore_serve_binds_localhost_only``.
+``tuneprobe explore --serve`` (issue 7: "binds to 127.0.0.1 only"):
+``test_explore_serve_binds_localhost_only``.
 """
 
 from __future__ import annotations
