@@ -3,6 +3,8 @@ its id with the worker's traceback, a rerun that does no work and a resume that 
 
 from __future__ import annotations
 
+import logging
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -13,8 +15,9 @@ pytest.importorskip("distributed", reason="the dask executor needs the dist extr
 
 import cloudpickle  # noqa: E402  (a dependency of distributed)
 
-from tuneprobe.experiments.config import parse_config  # noqa: E402
+from tuneprobe.experiments.config import load_config  # noqa: E402
 from tuneprobe.experiments.dask_executor import (  # noqa: E402
+    WORKER_ENV,
     JobFailedError,
     job_resources,
     make_dask_executor,
@@ -29,34 +32,56 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 TABLES = ("results.parquet", "results.csv")
 
 
-def _setup(tiny_toml, tiny_dir, task_dirs, root: Path):
-    cfg = parse_config(tiny_toml(tiny_dir, *task_dirs, root / "out", root / "cache"), source="tiny.toml")
-    ctx = RunContext(results=str(root / "out"), cache_dir=str(root / "cache"), device="cpu")
-    return build_plan(cfg), ctx
+def _one_task_toml(tiny_toml, tiny_dir, task_dirs, root: Path) -> Path:
+    """The tiny grid without task B (35 jobs of every kind, finetune -> extract -> cells -> analyses)."""
+    text = tiny_toml(tiny_dir, *task_dirs, root / "out", root / "cache")
+    text = re.sub(r'\[\[tasks\]\]\nname = "jsonl:[^"]*"\nid = "kinds"\nfinetune = false\n', "", text)
+    text = text[: text.index("[[cross_task]]")] + text[text.index("[analyses]") :]
+    path = root / "tiny.toml"
+    path.write_text(text)
+    return path
 
 
-@pytest.fixture(scope="module")
-def local_run(tiny_toml, tiny_dir, task_dirs, tmp_path_factory):
-    """The tiny grid run by the local executor: (plan, results directory)."""
-    plan, ctx = _setup(tiny_toml, tiny_dir, task_dirs, tmp_path_factory.mktemp("local"))
-    run_plan(plan, ctx, echo=lambda s: None)
-    return plan, Path(ctx.results)
-
-
-@pytest.fixture(scope="module")
-def dask_run(tiny_toml, tiny_dir, task_dirs, tmp_path_factory):
-    """The tiny grid run by ``tuneprobe run --executor dask --workers 2`` (its own cache): (config, results,
-    CLI output)."""
+def _cli(*args: str) -> str:
     from typer.testing import CliRunner
 
     from tuneprobe.cli import app
 
-    root = tmp_path_factory.mktemp("dask")
-    config = root / "tiny.toml"
-    config.write_text(tiny_toml(tiny_dir, *task_dirs, root / "out", root / "cache"))
-    res = CliRunner().invoke(app, ["run", str(config), "--executor", "dask", "--workers", "2"])
+    res = CliRunner().invoke(app, ["run", *args])
     assert res.exit_code == 0, res.output
-    return config, root / "out", res.output
+    return res.output
+
+
+@pytest.fixture(scope="module")
+def local_run(tiny_toml, tiny_dir, task_dirs, tmp_path_factory):
+    """The one-task grid run by the local executor: (plan, results directory)."""
+    root = tmp_path_factory.mktemp("local")
+    cfg = load_config(_one_task_toml(tiny_toml, tiny_dir, task_dirs, root))
+    plan = build_plan(cfg)
+    assert not {"finetune", "extract", "directprobe", "probe", "centroid_shift"} - set(plan.counts())
+    run_plan(plan, RunContext(results=cfg.output, cache_dir=cfg.cache_dir, device="cpu"), echo=lambda s: None)
+    return plan, Path(cfg.output)
+
+
+@pytest.fixture(scope="module")
+def dask_run(tiny_toml, tiny_dir, task_dirs, tmp_path_factory):
+    """The one-task grid run by ``tuneprobe run --executor dask --workers 2`` (its own cache and local
+    cluster): (config path, results directory, CLI output)."""
+    root = tmp_path_factory.mktemp("dask")
+    config = _one_task_toml(tiny_toml, tiny_dir, task_dirs, root)
+    output = _cli(str(config), "--executor", "dask", "--workers", "2")
+    return config, root / "out", output
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """The address of a running one-worker local cluster (the ``--scheduler`` path)."""
+    import distributed
+
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, dashboard_address=None, env=WORKER_ENV, silence_logs=logging.ERROR
+    ) as cluster:
+        yield cluster.scheduler_address
 
 
 def test_dask_table_is_byte_identical_to_local(local_run, dask_run):
@@ -71,25 +96,20 @@ def test_dask_table_is_byte_identical_to_local(local_run, dask_run):
     )
 
 
-def test_dask_rerun_does_no_work_and_resume_runs_only_missing_jobs(dask_run, local_run):
-    from typer.testing import CliRunner
-
-    from tuneprobe.cli import app
-
+def test_dask_rerun_does_no_work_and_resume_runs_only_missing_jobs(dask_run, local_run, scheduler):
     config, out, _ = dask_run
     plan, local = local_run
     before = {p: p.stat().st_mtime_ns for p in (out / "jobs").iterdir()}
-    res = CliRunner().invoke(app, ["run", str(config), "--executor", "dask", "--workers", "2"])
-    assert res.exit_code == 0, res.output
-    assert f"{len(plan.jobs)} already done, 0 to run" in res.output and "Dask cluster" not in res.output
+    output = _cli(str(config), "--executor", "dask", "--workers", "2")
+    assert f"{len(plan.jobs)} already done, 0 to run" in output and "Dask" not in output
     assert {p: p.stat().st_mtime_ns for p in (out / "jobs").iterdir()} == before
     # lose one DirectProbe cell's rows and one cross-cell analysis: only those two run again
     lost = [next(j for j in plan.jobs if j.kind == k) for k in ("directprobe", "train_test_similarity")]
     for job in lost:
         job_rows_path(out, job).unlink()
-    res = CliRunner().invoke(app, ["run", str(config), "--executor", "dask", "--workers", "1"])
-    assert res.exit_code == 0, res.output
-    assert f"{len(plan.jobs) - 2} already done, 2 to run" in res.output and "[2/2]" in res.output
+    output = _cli(str(config), "--executor", "dask", "--scheduler", scheduler)
+    assert f"{len(plan.jobs) - 2} already done, 2 to run" in output and "[2/2]" in output
+    assert f"the Dask scheduler at {scheduler}" in output
     for name in TABLES:
         assert (out / name).read_bytes() == (local / name).read_bytes(), name
 
@@ -100,7 +120,7 @@ def _fail_on_probe(job, ctx):
     return run_job(job, ctx)
 
 
-def test_failing_job_is_named_with_its_traceback(local_run, tmp_path):
+def test_failing_job_is_named_with_its_traceback(local_run, scheduler, tmp_path):
     plan, local = local_run
     # the local run's results without the probes' rows: only the probes (and nothing after them) run
     out = tmp_path / "out"
@@ -109,10 +129,12 @@ def test_failing_job_is_named_with_its_traceback(local_run, tmp_path):
     for job in probes:
         job_rows_path(out, job).unlink()
     (out / "results.parquet").unlink()
-    ctx = RunContext(results=str(out), cache_dir=str(local.parent / "cache"), device="cpu")
+    ctx = RunContext(results=str(out), device="cpu")
     lines: list[str] = []
     with pytest.raises(JobFailedError) as info:
-        run_plan(plan, ctx, run=_fail_on_probe, echo=lines.append, executor=make_dask_executor(workers=2))
+        run_plan(
+            plan, ctx, run=_fail_on_probe, echo=lines.append, executor=make_dask_executor(scheduler=scheduler)
+        )
     failed = plan.by_id[info.value.job_id]
     assert failed.kind == "probe" and failed.id in str(info.value) and "injected failure" in str(info.value)
     assert isinstance(info.value.__cause__, ValueError)

@@ -43,6 +43,7 @@ import dataclasses
 import logging
 import os
 import traceback
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -187,6 +188,8 @@ def _submit_and_wait(
     available = _worker_resources(client)
     constraints = {job.id: job_resources(job, available) for job in todo}  # errors before any submission
     wctx = dataclasses.replace(ctx, progress=False)  # no progress bars on workers
+    # keys unique to this invocation: a shared scheduler must not hand one run another run's (same-id) result
+    token = uuid.uuid4().hex[:8]
     futures: dict[str, Any] = {}
     job_of: dict[str, Job] = {}
     for job in todo:  # dependency order: every dependency's future exists before its dependents
@@ -198,7 +201,7 @@ def _submit_and_wait(
             run,
             threads,
             *deps,
-            key=f"{job.kind}-{job.id}",
+            key=f"{job.kind}-{job.id}-{token}",
             pure=False,
             resources=constraints[job.id] or None,
             retries=0,
@@ -210,6 +213,10 @@ def _submit_and_wait(
     try:
         for fut in distributed.as_completed(list(futures.values())):
             job = job_of[fut.key]
+            if fut.status == "cancelled":
+                raise TuneprobeError(
+                    f"job {job.id} ({job.kind}: {job.name}) was cancelled on the Dask cluster"
+                )
             if fut.status != "finished":
                 exc = fut.exception()
                 tb = fut.traceback()
