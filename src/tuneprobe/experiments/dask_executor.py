@@ -11,17 +11,24 @@ every worker sees.
 Cluster. By default a :class:`distributed.LocalCluster` of ``workers`` processes with one thread each; every
 worker runs torch (and the BLAS/OpenMP/numba pools) with one thread, so N workers use N cores. With
 ``scheduler=ADDRESS`` the jobs go to an existing cluster (``tcp://host:8786``), e.g. one started with
-``dask-jobqueue`` on SLURM::
+``dask-jobqueue`` on SLURM (``pip install dask-jobqueue``; a script that keeps the cluster up)::
 
+    # slurm_cluster.py -- run it on the login node, then in another shell:
+    #   tuneprobe run grid.toml --executor dask --scheduler tcp://HOST:PORT
     from dask_jobqueue import SLURMCluster
+
     cluster = SLURMCluster(
-        cores=1, processes=1, memory="16GB", walltime="04:00:00",
+        cores=1, processes=1, memory="16GB", walltime="04:00:00", queue="gpu",
         job_extra_directives=["--gres=gpu:1"],
-        worker_extra_args=["--resources", "GPU=1,MEMORY=16000"],
+        worker_extra_args=["--resources", "GPU=1,MEMORY=16000"],   # MEMORY in MB, as Resources.memory_mb
         job_script_prologue=["export OMP_NUM_THREADS=1"],
     )
-    cluster.scale(jobs=8)
-    print(cluster.scheduler_address)   # -> tuneprobe run grid.toml --executor dask --scheduler tcp://...
+    cluster.scale(jobs=8)                  # eight SLURM jobs, one worker each
+    print(cluster.scheduler_address)
+    input("press Enter to stop the cluster\n")
+
+The results directory, the representation cache (``TUNEPROBE_CACHE``) and the data must be on a shared file
+system; the workers need the same tuneprobe environment (``python -m venv`` on the shared disk).
 
 Resources. A job declares :class:`~tuneprobe.experiments.plan.Resources` (``cpus``, ``gpu``, ``memory_mb``).
 They become Dask resource constraints ``CPU = cpus``, ``GPU = 1`` (jobs that can use a GPU) and
