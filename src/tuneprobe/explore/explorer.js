@@ -135,6 +135,7 @@
     document.getElementById("mapper-info").textContent = `(${cell.nodes.length} nodes, ${cell.links.length} edges${tracked ? "; tracking " + tracked.size + " examples" : ""})`;
   }
 
+  let ominFor = null;
   function drawDistances(key) {
     const cell = D.cells[key];
     const keep = []; for (let k = 0; k < L; k++) if (!S.hidden.has(k)) keep.push(k);
@@ -144,11 +145,14 @@
       hovertemplate: "%{y} – %{x}: %{z}<extra></extra>" }],
     { margin: { l: 80, r: 10, t: 10, b: 80 }, yaxis: { autorange: "reversed" } }, PLOT_CFG);
     const layer = D.layers[S.li];
+    const marker = [{ type: "line", x0: D.steps[S.si], x1: D.steps[S.si], yref: "paper", y0: 0, y1: 1, line: { dash: "dot", color: "#000" } }];
+    const what = layer + "/" + keep.join(",");
+    if (ominFor === what) { Plotly.relayout("omin", { shapes: marker }); return; }  // same lines: move the marker only
+    ominFor = what;
     const traces = keep.map(k => ({ type: "scatter", mode: "lines+markers", name: D.labels[k], line: { color: D.colors[k] },
       x: D.steps, y: D.steps.map(s => { const c = D.cells[s + "|" + layer]; return c ? c.outside_min[k] : null; }) }));
     Plotly.react("omin", traces, { margin: { l: 50, r: 10, t: 10, b: 40 }, showlegend: false,
-      xaxis: { title: { text: "fine-tuning update" } }, yaxis: { title: { text: "outside_min" } },
-      shapes: [{ type: "line", x0: D.steps[S.si], x1: D.steps[S.si], yref: "paper", y0: 0, y1: 1, line: { dash: "dot", color: "#000" } }] }, PLOT_CFG);
+      xaxis: { title: { text: "fine-tuning update" } }, yaxis: { title: { text: "outside_min" } }, shapes: marker }, PLOT_CFG);
   }
 
   function drawDetails() {
@@ -162,7 +166,7 @@
       const sent = words.map((w, k) => unit.has(k) ? `<mark>${esc(w)}</mark>` : esc(w)).join(" ");
       const y = D.ex.y[i], c = cl[i];
       return `<div class="ex" data-id="${esc(D.ex.id[i])}"><div>${sent}</div><div class="meta"><span class="sw" style="background:${D.colors[y]}"></span>gold <b class="gold">${esc(D.labels[y])}</b> · ` +
-        (c >= 0 ? `DirectProbe cluster ${c} (a fitted point: its own cluster's hull is the nearest, predicting ${esc(D.labels[y])})` : "dropped by the fit") +
+        (c >= 0 ? `DirectProbe cluster ${c} · nearest hull: its own cluster (${esc(D.labels[y])})` : "dropped by the fit") +
         ` · ${esc(D.ex.id[i])}</div></div>`;
     }).join("");
   }
@@ -171,8 +175,13 @@
     const t0 = performance.now();
     const key = cellKey();
     document.getElementById("step-label").textContent = `${D.steps[S.si]} (${S.si + 1}/${D.steps.length})`;
-    drawProjection(key); drawMapper(key); drawDistances(key); drawDetails();
-    S.timings.push(performance.now() - t0);
+    const t = { step: D.steps[S.si], layer: D.layers[S.li] };
+    let t1 = performance.now();
+    for (const [name, draw] of [["projection", drawProjection], ["mapper", drawMapper], ["distances", drawDistances], ["details", drawDetails]]) {
+      draw(key); const t2 = performance.now(); t[name] = t2 - t1; t1 = t2;
+    }
+    t.total = performance.now() - t0;
+    S.timings.push(t);
   }
 
   // ---------------------------------------------------------------- events

@@ -59,7 +59,17 @@ def payload(
     mapper: MapperParams = MapperParams(),
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """The JSON object the page embeds (module docstring)."""
+    """The JSON object the page embeds (module docstring). Runs with one BLAS/OpenMP thread: the
+    matrices are small (PCA of ``[n, d]``, many small DBSCAN fits) and extra threads only spin-wait."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _payload(series, max_points, seed, mapper, log)
+
+
+def _payload(
+    series: Series, max_points: int, seed: int, mapper: MapperParams, log: Callable[[str], None] | None
+) -> dict[str, Any]:
     rows = shown_rows(series, max_points, seed)
     proj = projections(series, rows)
     cells: dict[str, Any] = {}
