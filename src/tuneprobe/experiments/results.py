@@ -254,6 +254,7 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
             path,
             keep_default_na=False,
             na_values=[""],
+            float_precision="round_trip",  # exact on every pandas (2.x's default parser is not)
             dtype={c: str for c in ROW_COLUMNS if _TYPES[c] is str},
         )
     rows = []
