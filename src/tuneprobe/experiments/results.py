@@ -250,11 +250,13 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     if path.suffix == ".parquet":
         frame = pd.read_parquet(path)
     else:
+        # pandas 2.x's default float parser can lose the last digit; 3.x is exact and deprecates the option
+        exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
         frame = pd.read_csv(
             path,
             keep_default_na=False,
             na_values=[""],
-            float_precision="round_trip",  # exact on every pandas (2.x's default parser is not)
+            **exact,
             dtype={c: str for c in ROW_COLUMNS if _TYPES[c] is str},
         )
     rows = []
