@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tuneprobe.explore.data import Series, SnapshotLayer
+from tuneprobe.explore.data import HeldOut, Series, SnapshotLayer
 from tuneprobe.geometry.cells import CellKey, run_directprobe_cell
 
 LABELS = ["alpha", "beta", "gamma"]
@@ -14,9 +14,10 @@ STEPS = [0, 5, 10]
 LAYERS = [1, 2]
 
 
-def synthetic_series(n_per_label: int = 20, dim: int = 6, seed: int = 0) -> Series:
+def synthetic_series(n_per_label: int = 20, dim: int = 6, seed: int = 0, n_held: int = 12) -> Series:
     """Label clouds that separate more with every snapshot and layer; sentences of 5 random words with the
-    unit at a random position (example ``k`` is ``"ex{k}"``)."""
+    unit at a random position (example ``k`` is ``"ex{k}"``); ``n_held`` held-out examples ``"test{j}"``
+    drawn the same way."""
     rng = np.random.default_rng(seed)
     n = n_per_label * len(LABELS)
     y = np.repeat(np.arange(len(LABELS)), n_per_label)
@@ -24,13 +25,25 @@ def synthetic_series(n_per_label: int = 20, dim: int = 6, seed: int = 0) -> Seri
     direction = rng.normal(size=(len(LABELS), dim)) * 2
     sentences = [tuple(rng.choice(WORDS, size=5)) for _ in range(n)]
     units = [(int(rng.integers(5)),) for _ in range(n)]
-    cells = {}
+    hy = np.arange(n_held) % len(LABELS)
+    hbase = rng.normal(size=(n_held, dim))
+    cells, held_X = {}, {}
     for si, step in enumerate(STEPS):
         for layer in LAYERS:
             X = (base + direction[y] * (0.5 + si + layer)).astype(np.float32)
             key = CellKey("toy", "toy-task", step, layer, "toy-task", "train")
             cell = run_directprobe_cell(key, X, y, LABELS, device="cpu")
             cells[(step, layer)] = SnapshotLayer(X, cell)
+            held_X[(step, layer)] = (hbase + direction[hy] * (0.5 + si + layer)).astype(np.float32)
+    held = HeldOut(
+        split="test",
+        y=hy.astype(np.int64),
+        example_ids=[f"test{j}" for j in range(n_held)],
+        sentences=[tuple(rng.choice(WORDS, size=4)) for _ in range(n_held)],
+        sentence=np.arange(n_held, dtype=np.int64),
+        units=[(int(rng.integers(4)),) for _ in range(n_held)],
+        X=held_X,
+    )
     return Series(
         task="toy-task",
         split="train",
@@ -46,6 +59,7 @@ def synthetic_series(n_per_label: int = 20, dim: int = 6, seed: int = 0) -> Seri
         steps=list(STEPS),
         layers=list(LAYERS),
         cells=cells,
+        held_out=held if n_held else None,
     )
 
 

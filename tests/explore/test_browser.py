@@ -107,6 +107,7 @@ def test_explorer_in_headless_chromium(series, tmp_path):
 
             # click a point (the one farthest from every centroid, so no centroid marker is on top)
             page.click("#clear")
+            page.uncheck("#held")
             xy = page.evaluate(
                 """() => { const gd = document.getElementById('proj'), t = gd.data[0], c = gd.data[1];
                 let best = -1, bi = 0;
@@ -124,17 +125,45 @@ def test_explorer_in_headless_chromium(series, tmp_path):
             page.wait_for_selector("#details .ex")
             assert _listed(page) == [series.example_ids[xy["row"]]]
 
+            # click a held-out point (the one farthest from every training point and centroid): its gold
+            # label and the nearest-hull prediction of this snapshot and layer
+            page.check("#held")
+            hxy = page.evaluate(
+                """() => { const gd = document.getElementById('proj'), h = gd.data[2];
+                const others = [gd.data[0], gd.data[1]];
+                let best = -1, bi = 0;
+                for (let j = 0; j < h.x.length; j++) { let m = Infinity;
+                  for (const t of others) for (let i = 0; i < t.x.length; i++)
+                    m = Math.min(m, Math.hypot(h.x[j] - t.x[i], h.y[j] - t.y[i]));
+                  if (m > best) { best = m; bi = j; } }
+                const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+                return { j: window.tuneprobeExplorer.heldRows()[bi],
+                         x: r.left + xa._offset + xa.l2p(h.x[bi]),
+                         y: r.top + ya._offset + ya.l2p(h.y[bi]) }; }"""
+            )
+            page.mouse.move(hxy["x"], hxy["y"])
+            page.mouse.click(hxy["x"], hxy["y"])
+            page.wait_for_selector(f"#details .ex[data-id='test{hxy['j']}']")
+            assert _listed(page) == [f"test{hxy['j']}"]
+            held = series.held_out
+            assert page.text_content("#details .gold") == series.labels[held.y[hxy["j"]]]
+            predicted = data["cells"]["10|1"]["held_pred"][hxy["j"]]
+            assert page.text_content("#details .pred") == series.labels[predicted]
+
             # search by word
             word = series.sentences[7][2]
             page.fill("#search", word)
             page.press("#search", "Enter")
             want = [series.example_ids[i] for i in range(series.n) if word in series.sentences[i]]
+            want += [f"test{j}" for j, sent in enumerate(series.held_out.sentences) if word in sent]
             assert _listed(page) == want
 
             # label filter: unchecking a label removes its points from the projection and the heatmap
             page.uncheck("#legend input[data-label='1']")
             left = page.evaluate("() => document.getElementById('proj').data[0].x.length")
             assert left == int(np.sum(series.y != 1))
+            left = page.evaluate("() => document.getElementById('proj').data[2].x.length")
+            assert left == int(np.sum(series.held_out.y != 1))
             assert page.evaluate("() => document.getElementById('dist').data[0].x") == ["alpha", "gamma"]
             page.screenshot(path=str(ARTIFACTS / "explorer-filtered.png"), full_page=True)
         finally:

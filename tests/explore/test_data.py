@@ -17,6 +17,7 @@ from tuneprobe.experiments.plan import build_plan
 from tuneprobe.experiments.runner import run_plan
 from tuneprobe.explore.commands import serve
 from tuneprobe.explore.data import available, load_series
+from tuneprobe.explore.views import held_out_predictions
 from tuneprobe.geometry.cells import DirectProbeCell
 
 
@@ -60,6 +61,9 @@ snapshots = "0,2"
 
 [extract]
 batch_size = 8
+
+[directprobe]
+predict = true
 
 [[directprobe.cells]]
 checkpoints = "all"
@@ -114,6 +118,16 @@ def test_load_series_matches_the_cells(tiny_run):
         word = s.sentences[s.sentence[i]][s.units[i][0]]
         assert s.labels[s.y[i]] == length_label(word)
     assert isinstance(s.cells[(0, 1)].cell, DirectProbeCell)
+    # the held-out split the cells predict: the whole test split (sentences 6-9), at every cell
+    h = s.held_out
+    assert h is not None and h.split == "test" and set(h.X) == set(s.cells)
+    assert len(h.example_ids) == sum(len(_fx.SENTENCES[k]) for k in range(6, 10))
+    for j in range(len(h.y)):
+        assert s.labels[h.y[j]] == length_label(h.sentences[h.sentence[j]][h.units[j][0]])
+    # nearest-hull accuracy of the page's predictions = the cell's recorded intra_accuracy
+    pred = held_out_predictions(s)
+    for k, sl in s.cells.items():
+        assert np.mean(pred[k] == h.y) == pytest.approx(sl.cell.predictions["test"]["intra_accuracy"])
 
 
 def test_cli_writes_the_page_where_the_report_links_it(tiny_run):

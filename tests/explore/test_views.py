@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from tuneprobe.explore.page import build_page, payload
-from tuneprobe.explore.views import MapperParams, mapper_graph, projections, shown_rows
+from tuneprobe.explore.views import MapperParams, held_out_predictions, mapper_graph, projections, shown_rows
 
 from .conftest import synthetic_series
 
@@ -77,3 +77,31 @@ def test_payload_round_trips_and_page_is_self_contained(series):
     blob = page.split("type='application/json'>", 1)[1].split("</script>", 1)[0]
     assert json.loads(blob)["task"] == "toy-task"
     assert "src=" not in page.split("<body>", 1)[1]
+
+
+def test_held_out_points_projected_and_predicted_by_nearest_hull(series):
+    rows = np.arange(series.n)
+    proj = projections(series, rows)
+    h = series.held_out
+    pred = held_out_predictions(series)
+    assert set(pred) == set(series.cells)
+    for k, sl in series.cells.items():
+        H = h.X[k].astype(np.float64)
+        assert proj[k]["held_fixed"].shape == (len(H), 2)
+        # a held-out point equal to a training point lies inside that point's cluster hull
+        same = held_out_predictions_for(series, k, sl.X[:3])
+        assert same.tolist() == series.y[:3].tolist()
+    # the clouds are well apart at the last snapshot: every held-out example is predicted right
+    assert pred[(10, 2)].tolist() == h.y.tolist()
+    data = payload(series)
+    assert data["held"]["id"] == h.example_ids
+    assert data["cells"]["10|2"]["held_pred"] == pred[(10, 2)].tolist()
+    assert [data["sentences"][s] for s in data["held"]["s"]] == [list(s) for s in h.sentences]
+
+
+def held_out_predictions_for(series, key, X):
+    """Nearest-hull predictions of the rows X at one cell (the held-out set replaced by X)."""
+    from dataclasses import replace
+
+    held = replace(series.held_out, X={key: np.asarray(X, dtype=np.float32)})
+    return held_out_predictions(replace(series, held_out=held))[key]

@@ -7,7 +7,7 @@ across fine-tuning snapshots and layers (projection, Mapper graph, hull distance
 - :mod:`tuneprobe.explore.page`: the page itself (plotly.js from the ``plotly`` package, data as JSON).
 """
 
-from tuneprobe.explore.data import Series, SnapshotLayer, load_series
+from tuneprobe.explore.data import HeldOut, Series, SnapshotLayer, load_series
 from tuneprobe.explore.page import build_page, write_explorer
 
-__all__ = ["Series", "SnapshotLayer", "build_page", "load_series", "write_explorer"]
+__all__ = ["HeldOut", "Series", "SnapshotLayer", "build_page", "load_series", "write_explorer"]

@@ -32,6 +32,24 @@ class SnapshotLayer:
 
 
 @dataclass
+class HeldOut:
+    """The examples of a held-out split shown beside the series (the split its cells predict).
+
+    split: its name. y: int64 ``[m]`` gold label ids into the series' labels (-1: a label the fitted split
+    lacks). example_ids, sentences, sentence, units: as in :class:`Series`. X: ``(step, layer) ->`` float32
+    ``[m, dim]``.
+    """
+
+    split: str
+    y: np.ndarray
+    example_ids: list[str]
+    sentences: list[tuple[str, ...]]
+    sentence: np.ndarray
+    units: list[tuple[int, ...]]
+    X: dict[tuple[int, int], np.ndarray]
+
+
+@dataclass
 class Series:
     """Everything one explorer page shows.
 
@@ -57,6 +75,7 @@ class Series:
     layers: list[int]
     cells: dict[tuple[int, int], SnapshotLayer]
     meta: dict[str, Any] = field(default_factory=dict)
+    held_out: HeldOut | None = None
 
     @property
     def n(self) -> int:
@@ -142,11 +161,13 @@ def load_series(
     cache_dir: str | None = None,
     device: str = "cpu",
     log: Callable[[str], None] | None = None,
+    held_out: bool = True,
 ) -> Series:
     """The :class:`Series` of a results directory (:func:`choose_series` picks it).
 
     data_dir / cache_dir: default to the run's config (``run.json``), then to the environment. Raises
     ``TuneprobeError`` when the cells and the representations disagree (the cache changed since the run).
+    held_out: also load the split the cells predict (``[directprobe] predict = true``), at every cell.
     """
     from tuneprobe.experiments.config import parse_config
     from tuneprobe.experiments.execute import RunContext, load_split, representations
@@ -180,6 +201,9 @@ def load_series(
         by_ref.setdefault(json.dumps(j["params"]["ref"], sort_keys=True), []).append(j)
     cells: dict[tuple[int, int], SnapshotLayer] = {}
     labels: list[str] | None = None
+    pdata = next((j["params"]["predict"] for j in jobs if j["params"].get("predict")), None)
+    pdata = pdata if held_out and all(j["params"].get("predict") == pdata for j in jobs) else None
+    held_X: dict[tuple[int, int], np.ndarray] = {}
     ids = [e.id for e in sp.examples]
     for ref_json, group in by_ref.items():
         ref = json.loads(ref_json)
@@ -197,8 +221,24 @@ def load_series(
                 raise TuneprobeError(f"cell {j['id']} does not match its representations (cache changed?)")
             labels = list(reps.labels)
             cells[(int(ref["step"]), int(layer))] = SnapshotLayer(X, cell)
+        if pdata is not None:
+            test = representations(ref, pdata, layers, ctx)
+            for layer in layers:
+                held_X[(int(ref["step"]), int(layer))] = np.asarray(test.layer(layer), dtype=np.float32)
     assert labels is not None
     vocab = {name: i for i, name in enumerate(labels)}
+    held = None
+    if pdata is not None:
+        tsp = load_split(pdata, data_dir)
+        held = HeldOut(
+            split=pdata["split"],
+            y=np.array([vocab.get(e.label, -1) for e in tsp.examples], dtype=np.int64),
+            example_ids=[e.id for e in tsp.examples],
+            sentences=list(tsp.sentences),
+            sentence=np.array([e.sentence for e in tsp.examples], dtype=np.int64),
+            units=[tuple(e.unit) for e in tsp.examples],
+            X=held_X,
+        )
     return Series(
         task=pick["task"],
         split=pick["split"],
@@ -215,4 +255,5 @@ def load_series(
         layers=sorted({la for _, la in cells}),
         cells=cells,
         meta={"results": str(results), "unit_kind": sp.unit_kind, "subsample": sp.options.get("subsample")},
+        held_out=held,
     )

@@ -3,6 +3,9 @@
   "use strict";
   const D = JSON.parse(document.getElementById("explorer-data").textContent);
   const N = D.ex.id.length;
+  const H = D.held ? D.held.id.length : 0;  // held-out examples: rows N .. N + H - 1
+  function ex(r) { return r < N ? { id: D.ex.id[r], s: D.ex.s[r], u: D.ex.u[r], y: D.ex.y[r] }
+    : { id: D.held.id[r - N], s: D.held.s[r - N], u: D.held.u[r - N], y: D.held.y[r - N] }; }
   const L = D.labels.length;
   const MAX_LISTED = 300;
   const S = {
@@ -21,10 +24,10 @@
   function coords(key, basis) {
     const ck = key + "/" + basis;
     if (!cache[ck]) {
-      const q = D.cells[key][basis];
+      const q = D.cells[key][basis], n = basis.startsWith("held") ? H : N;
       const a = new Int16Array(b64bytes(q.b64)); const span = (q.hi - q.lo) / 65535;
-      const x = new Float64Array(N), y = new Float64Array(N);
-      for (let i = 0; i < N; i++) { x[i] = q.lo + (a[2 * i] + 32768) * span; y[i] = q.lo + (a[2 * i + 1] + 32768) * span; }
+      const x = new Float64Array(n), y = new Float64Array(n);
+      for (let i = 0; i < n; i++) { x[i] = q.lo + (a[2 * i] + 32768) * span; y[i] = q.lo + (a[2 * i + 1] + 32768) * span; }
       cache[ck] = { x: x, y: y };
     }
     return cache[ck];
@@ -47,6 +50,7 @@
     <label>Projection <select id="basis"><option value="fixed">PCA, fixed basis across snapshots</option><option value="own">PCA of this snapshot</option></select></label>
     <label>Colour <select id="colorby"><option value="label">gold label</option><option value="cluster">DirectProbe cluster</option></select></label>
     <label>Search <input type="search" id="search" placeholder="a word"></label>
+    ${H ? `<label><input type="checkbox" id="held" checked> ${esc(D.held.split)} examples (◇, nearest-hull predictions)</label>` : ""}
     <button id="clear">Clear selection</button>
   </div>
   <div class="note">Showing ${esc(D.rule)}. Mapper: KeplerMapper over the fixed-basis PCA lens, ${D.mapper.n_cubes}×${D.mapper.n_cubes} cubes, overlap ${D.mapper.overlap}, DBSCAN (min_samples ${D.mapper.min_samples}, eps = median ${D.mapper.min_samples}-NN distance × ${D.mapper.eps_scale}).</div>
@@ -66,7 +70,9 @@
   // ---------------------------------------------------------------- views
   const PLOT_CFG = { displaylogo: false, responsive: true };
   const useGL = N > 2000;
-  let projRows = [];
+  let projRows = [], heldRows = [];
+  function labelName(y) { return y >= 0 ? D.labels[y] : "(unseen label)"; }
+  function labelColor(y) { return y >= 0 ? D.colors[y] : "#000000"; }
 
   function drawProjection(key) {
     const c = coords(key, S.basis), cl = clusters(key);
@@ -75,7 +81,12 @@
     const x = projRows.map(i => c.x[i]), y = projRows.map(i => c.y[i]);
     const color = projRows.map(i => S.colorBy === "label" ? D.colors[D.ex.y[i]] : clusterColor(cl[i]));
     const text = projRows.map(i => `${esc(D.ex.id[i])}<br>${esc(D.labels[D.ex.y[i]])} · cluster ${cl[i]}`);
-    const sel = S.selection ? S.selection.rows.filter(i => !S.hidden.has(D.ex.y[i])) : [];
+    const showHeld = H && D.cells[key].held_fixed && document.getElementById("held").checked;
+    const hc = showHeld ? coords(key, "held_" + S.basis) : null, pred = showHeld ? D.cells[key].held_pred : null;
+    heldRows = [];
+    if (showHeld) for (let j = 0; j < H; j++) if (!S.hidden.has(D.held.y[j])) heldRows.push(j);
+    const at = r => r < N ? [c.x[r], c.y[r]] : (hc ? [hc.x[r - N], hc.y[r - N]] : null);
+    const sel = S.selection ? S.selection.rows.filter(r => !S.hidden.has(ex(r).y) && at(r)) : [];
     const cent = D.cells[key][S.basis === "fixed" ? "cent_fixed" : "cent_own"];
     const ci = []; for (let k = 0; k < L; k++) if (!S.hidden.has(k) && cent[k][0] !== null) ci.push(k);
     const traces = [
@@ -84,7 +95,11 @@
       { type: "scatter", mode: "markers", x: ci.map(k => cent[k][0]), y: ci.map(k => cent[k][1]), name: "label centroids",
         text: ci.map(k => "centroid of " + esc(D.labels[k])), hoverinfo: "text",
         marker: { symbol: "x", size: 12, color: ci.map(k => D.colors[k]), line: { width: 2, color: "#000" } } },
-      { type: useGL ? "scattergl" : "scatter", mode: "markers", x: sel.map(i => c.x[i]), y: sel.map(i => c.y[i]), name: "selected",
+      { type: useGL ? "scattergl" : "scatter", mode: "markers", x: heldRows.map(j => hc.x[j]), y: heldRows.map(j => hc.y[j]),
+        name: "held-out", hoverinfo: "text",
+        text: heldRows.map(j => `${esc(D.held.id[j])} (${esc(D.held.split)})<br>gold ${esc(labelName(D.held.y[j]))} · nearest hull ${esc(labelName(pred[j]))}`),
+        marker: { symbol: "diamond-open", size: 7, color: heldRows.map(j => labelColor(D.held.y[j])), opacity: S.selection ? 0.35 : 0.9 } },
+      { type: useGL ? "scattergl" : "scatter", mode: "markers", x: sel.map(r => at(r)[0]), y: sel.map(r => at(r)[1]), name: "selected",
         hoverinfo: "skip", marker: { size: 9, color: "rgba(0,0,0,0)", line: { width: 2, color: "#000" } } },
     ];
     const layout = { margin: { l: 40, r: 10, t: 10, b: 30 }, showlegend: false, uirevision: S.basis + S.li, hovermode: "closest",
@@ -161,13 +176,20 @@
     const key = cellKey(), cl = clusters(key);
     const rows = S.selection.rows;
     info.textContent = `${S.selection.what}: ${rows.length} example${rows.length === 1 ? "" : "s"}` + (rows.length > MAX_LISTED ? ` (first ${MAX_LISTED})` : "");
-    box.innerHTML = rows.slice(0, MAX_LISTED).map(i => {
-      const words = D.sentences[D.ex.s[i]], unit = new Set(D.ex.u[i]);
+    const pred = D.cells[key].held_pred;
+    box.innerHTML = rows.slice(0, MAX_LISTED).map(r => {
+      const e = ex(r), words = D.sentences[e.s], unit = new Set(e.u);
       const sent = words.map((w, k) => unit.has(k) ? `<mark>${esc(w)}</mark>` : esc(w)).join(" ");
-      const y = D.ex.y[i], c = cl[i];
-      return `<div class="ex" data-id="${esc(D.ex.id[i])}"><div>${sent}</div><div class="meta"><span class="sw" style="background:${D.colors[y]}"></span>gold <b class="gold">${esc(D.labels[y])}</b> · ` +
-        (c >= 0 ? `DirectProbe cluster ${c} · nearest hull: its own cluster (${esc(D.labels[y])})` : "dropped by the fit") +
-        ` · ${esc(D.ex.id[i])}</div></div>`;
+      let how;
+      if (r < N) {
+        const c = cl[r];
+        how = c >= 0 ? `DirectProbe cluster ${c} · nearest hull: its own cluster (<span class="pred">${esc(labelName(e.y))}</span>)` : "dropped by the fit";
+      } else {
+        const p = pred ? pred[r - N] : null;
+        how = `${esc(D.held.split)} example · ` + (p === null ? "no prediction at this snapshot and layer"
+          : `nearest hull: <span class="pred">${esc(labelName(p))}</span> ${p === e.y ? "✓" : "✗"}`);
+      }
+      return `<div class="ex" data-id="${esc(e.id)}"><div>${sent}</div><div class="meta"><span class="sw" style="background:${labelColor(e.y)}"></span>gold <b class="gold">${esc(labelName(e.y))}</b> · ${how} · ${esc(e.id)}</div></div>`;
     }).join("");
   }
 
@@ -195,6 +217,7 @@
   document.getElementById("basis").addEventListener("change", e => { S.basis = e.target.value; render(); });
   document.getElementById("colorby").addEventListener("change", e => { S.colorBy = e.target.value; render(); });
   document.getElementById("clear").addEventListener("click", () => select(null, null));
+  if (H) document.getElementById("held").addEventListener("change", () => render());
   document.getElementById("legend").addEventListener("change", e => {
     const k = +e.target.dataset.label; if (e.target.checked) S.hidden.delete(k); else S.hidden.add(k); render();
   });
@@ -208,7 +231,7 @@
     const q = e.target.value.trim().toLowerCase();
     if (!q) { select(null, null); return; }
     const rows = [];
-    for (let i = 0; i < N; i++) if (D.sentences[D.ex.s[i]].some(w => w.toLowerCase() === q)) rows.push(i);
+    for (let r = 0; r < N + H; r++) if (D.sentences[ex(r).s].some(w => w.toLowerCase() === q)) rows.push(r);
     select(`search "${q}"`, rows);
   });
   document.getElementById("mapper").addEventListener("click", e => {
@@ -218,9 +241,9 @@
   });
   render();
   document.getElementById("proj").on("plotly_click", ev => {
-    const p = ev.points.find(q => q.curveNumber === 0); if (!p) return;
-    const i = projRows[p.pointNumber];
-    select(`point ${D.ex.id[i]}`, [i]);
+    const p = ev.points.find(q => q.curveNumber === 0 || q.curveNumber === 2); if (!p) return;
+    const r = p.curveNumber === 0 ? projRows[p.pointNumber] : N + heldRows[p.pointNumber];
+    select(`point ${ex(r).id}`, [r]);
   });
-  window.tuneprobeExplorer = { state: S, data: D, render: render, rows: () => projRows };
+  window.tuneprobeExplorer = { state: S, data: D, render: render, rows: () => projRows, heldRows: () => heldRows };
 })();

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from tuneprobe.explore.data import Series
-from tuneprobe.explore.views import MapperParams, mapper_graph, projections, shown_rows
+from tuneprobe.explore.views import MapperParams, held_out_predictions, mapper_graph, projections, shown_rows
 
 #: categorical colours (Tableau 10 + 10 lighter ones), cycled for more labels
 PALETTE = [
@@ -72,6 +72,7 @@ def _payload(
 ) -> dict[str, Any]:
     rows = shown_rows(series, max_points, seed)
     proj = projections(series, rows)
+    held_pred = held_out_predictions(series)
     cells: dict[str, Any] = {}
     for (step, layer), sl in sorted(series.cells.items()):
         c = sl.cell
@@ -91,10 +92,28 @@ def _payload(
             "links": [list(e) for e in g["links"]],
             "eps": _num(g["eps"]),
         }
+        if "held_fixed" in p:
+            cells[f"{step}|{layer}"].update(
+                held_fixed=_q16(p["held_fixed"]),
+                held_own=_q16(p["held_own"]),
+                held_pred=held_pred[(step, layer)].tolist(),
+            )
         if log:
             log(f"{series.task}: step {step} layer {layer}: {len(g['nodes'])} Mapper nodes")
     used = sorted({int(series.sentence[i]) for i in rows})
     sent_index = {s: k for k, s in enumerate(used)}
+    sentences = [list(series.sentences[s]) for s in used]
+    held = None
+    h = series.held_out
+    if h is not None:
+        held = {
+            "split": h.split,
+            "id": list(h.example_ids),
+            "s": [len(sentences) + int(s) for s in h.sentence],
+            "u": [list(u) for u in h.units],
+            "y": [int(v) for v in h.y],
+        }
+        sentences += [list(s) for s in h.sentences]
     n_total = series.n
     rule = (
         f"all {n_total} examples"
@@ -125,7 +144,8 @@ def _payload(
             "u": [list(series.units[i]) for i in rows],
             "y": [int(series.y[i]) for i in rows],
         },
-        "sentences": [list(series.sentences[s]) for s in used],
+        "held": held,
+        "sentences": sentences,
         "cells": cells,
     }
 

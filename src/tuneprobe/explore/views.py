@@ -77,6 +77,37 @@ def projections(series: Series, rows: np.ndarray) -> dict[tuple[int, int], dict[
                 "centroids_fixed": (C - f_mean) @ f_comp.T,
                 "centroids_own": (C - o_mean) @ o_comp.T,
             }
+            if series.held_out is not None and k in series.held_out.X:
+                H = np.asarray(series.held_out.X[k], dtype=np.float64)
+                out[k]["held_fixed"] = (H - f_mean) @ f_comp.T
+                out[k]["held_own"] = (H - o_mean) @ o_comp.T
+    return out
+
+
+def held_out_predictions(series: Series) -> dict[tuple[int, int], np.ndarray]:
+    """``(step, layer) ->`` int64 ``[m]`` nearest-hull predicted label ids of the held-out examples, from the
+    cell's clusters of all the series' rows (:func:`tuneprobe.directprobe.predict.nearest_hull_predict`;
+    -1 when no cluster is left)."""
+    from tuneprobe.directprobe.clustering import Clustering
+    from tuneprobe.directprobe.predict import nearest_hull_predict
+
+    out: dict[tuple[int, int], np.ndarray] = {}
+    if series.held_out is None:
+        return out
+    for k, H in series.held_out.X.items():
+        if k not in series.cells:
+            continue
+        sl = series.cells[k]
+        a = np.asarray(sl.cell.clusters, dtype=np.int64)
+        K = int(a.max()) + 1 if a.size else 0
+        if K == 0:
+            out[k] = np.full(len(H), -1, dtype=np.int64)
+            continue
+        cl_labels = np.zeros(K, dtype=np.int64)
+        cl_labels[a[a >= 0]] = series.y[a >= 0]
+        clustering = Clustering(a, cl_labels, len(series.labels), list(series.labels))
+        pred = nearest_hull_predict(np.asarray(sl.X, dtype=np.float64), clustering, H, device="cpu")
+        out[k] = np.asarray(pred.labels, dtype=np.int64)
     return out
 
 
