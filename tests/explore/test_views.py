@@ -72,7 +72,12 @@ def test_payload_round_trips_and_page_is_self_contained(series):
     assert data["ex"]["id"] == series.example_ids
     assert [data["sentences"][s] for s in data["ex"]["s"]] == [list(s) for s in series.sentences]
     small = payload(synthetic_series(), max_points=30)
-    assert len(small["ex"]["id"]) == 30 and "stratified subsample of 30 of 60" in small["rule"]
+    assert len(small["ex"]["id"]) == 30 and "stratified subsample of 30 of 60 train" in small["rule"]
+    assert "all 12 test examples" in small["rule"]
+    tiny = payload(synthetic_series(), max_points=6)
+    assert len(tiny["held"]["id"]) == 6 and "subsample of 6 of 12 test" in tiny["rule"]
+    assert sorted(tiny["held"]["y"]) == [0, 0, 1, 1, 2, 2]
+    assert all(len(c["held_pred"]) == 6 for c in tiny["cells"].values())
     page = build_page(data)
     blob = page.split("type='application/json'>", 1)[1].split("</script>", 1)[0]
     assert json.loads(blob)["task"] == "toy-task"

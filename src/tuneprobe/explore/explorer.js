@@ -69,7 +69,7 @@
 
   // ---------------------------------------------------------------- views
   const PLOT_CFG = { displaylogo: false, responsive: true };
-  const useGL = N > 2000;
+  const useGL = true;  // WebGL points: a slider step redraws faster than SVG markers
   let projRows = [], heldRows = [];
   function labelName(y) { return y >= 0 ? D.labels[y] : "(unseen label)"; }
   function labelColor(y) { return y >= 0 ? D.colors[y] : "#000000"; }

@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 
 from tuneprobe.explore.data import Series
-from tuneprobe.explore.views import MapperParams, held_out_predictions, mapper_graph, projections, shown_rows
+from tuneprobe.explore.views import (
+    MapperParams,
+    held_out_predictions,
+    held_rows,
+    mapper_graph,
+    projections,
+    shown_rows,
+)
 
 #: categorical colours (Tableau 10 + 10 lighter ones), cycled for more labels
 PALETTE = [
@@ -52,6 +59,15 @@ def _num(v: float) -> float | None:
     return None if not math.isfinite(v) else float(f"{v:.4g}")
 
 
+def _shown(n_shown: int, n: int, split: str, seed: int) -> str:
+    if n_shown == n:
+        return f"all {n} {split} examples"
+    return (
+        f"a stratified subsample of {n_shown} of {n} {split} examples (seed {seed}; every label keeps its "
+        "share, at least one example)"
+    )
+
+
 def payload(
     series: Series,
     max_points: int = 5000,
@@ -71,6 +87,8 @@ def _payload(
     series: Series, max_points: int, seed: int, mapper: MapperParams, log: Callable[[str], None] | None
 ) -> dict[str, Any]:
     rows = shown_rows(series, max_points, seed)
+    h = series.held_out
+    hrows = np.zeros(0, dtype=np.int64) if h is None else held_rows(h, max_points, seed)
     proj = projections(series, rows)
     held_pred = held_out_predictions(series)
     cells: dict[str, Any] = {}
@@ -94,9 +112,9 @@ def _payload(
         }
         if "held_fixed" in p:
             cells[f"{step}|{layer}"].update(
-                held_fixed=_q16(p["held_fixed"]),
-                held_own=_q16(p["held_own"]),
-                held_pred=held_pred[(step, layer)].tolist(),
+                held_fixed=_q16(p["held_fixed"][hrows]),
+                held_own=_q16(p["held_own"][hrows]),
+                held_pred=held_pred[(step, layer)][hrows].tolist(),
             )
         if log:
             log(f"{series.task}: step {step} layer {layer}: {len(g['nodes'])} Mapper nodes")
@@ -104,23 +122,21 @@ def _payload(
     sent_index = {s: k for k, s in enumerate(used)}
     sentences = [list(series.sentences[s]) for s in used]
     held = None
-    h = series.held_out
     if h is not None:
+        h_used = sorted({int(h.sentence[j]) for j in hrows})
+        h_index = {s: len(sentences) + k for k, s in enumerate(h_used)}
         held = {
             "split": h.split,
-            "id": list(h.example_ids),
-            "s": [len(sentences) + int(s) for s in h.sentence],
-            "u": [list(u) for u in h.units],
-            "y": [int(v) for v in h.y],
+            "id": [h.example_ids[j] for j in hrows],
+            "s": [h_index[int(h.sentence[j])] for j in hrows],
+            "u": [list(h.units[j]) for j in hrows],
+            "y": [int(h.y[j]) for j in hrows],
         }
-        sentences += [list(s) for s in h.sentences]
+        sentences += [list(h.sentences[s]) for s in h_used]
     n_total = series.n
-    rule = (
-        f"all {n_total} examples"
-        if len(rows) == n_total
-        else f"a stratified subsample of {len(rows)} of {n_total} examples (seed {seed}; every label keeps "
-        "its share, at least one example)"
-    )
+    rule = _shown(len(rows), n_total, series.split, seed)
+    if h is not None:
+        rule += f"; {_shown(len(hrows), len(h.y), h.split, seed)} with nearest-hull predictions"
     return {
         "task": series.task,
         "split": series.split,

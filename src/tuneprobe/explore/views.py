@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from tuneprobe.explore.data import Series
+from tuneprobe.explore.data import HeldOut, Series
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,23 @@ class MapperParams:
     eps_scale: float = 1.0
 
 
-def shown_rows(series: Series, max_points: int, seed: int = 0) -> np.ndarray:
-    """Sorted int64 row indices the page shows: all, or a stratified subsample of ``max_points``."""
+def stratified_rows(y: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
+    """Sorted int64 rows of label ids ``y`` ``[n]`` to show: all, or a stratified subsample of
+    ``max_points`` (module docstring)."""
     from tuneprobe.experiments.execute import stratified_subsample
 
-    by_label = {int(k): np.flatnonzero(series.y == k) for k in np.unique(series.y)}
+    by_label = {int(k): np.flatnonzero(y == k) for k in np.unique(y)}
     return stratified_subsample(by_label, max_points, seed).astype(np.int64)
+
+
+def shown_rows(series: Series, max_points: int, seed: int = 0) -> np.ndarray:
+    """Rows of the series' examples the page shows (:func:`stratified_rows`)."""
+    return stratified_rows(series.y, max_points, seed)
+
+
+def held_rows(held: HeldOut, max_points: int, seed: int = 0) -> np.ndarray:
+    """Rows of the held-out examples the page shows (:func:`stratified_rows`)."""
+    return stratified_rows(held.y, max_points, seed)
 
 
 def _pca(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
