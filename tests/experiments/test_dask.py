@@ -116,7 +116,9 @@ def test_dask_rerun_does_no_work_and_resume_runs_only_missing_jobs(dask_run, loc
 
 def _fail_on_probe(job, ctx):
     if job.kind == "probe":
-        raise ValueError(f"injected failure in {job.name}")
+        import torch
+
+        raise ValueError(f"injected failure in {job.name} (torch threads: {torch.get_num_threads()})")
     return run_job(job, ctx)
 
 
@@ -138,6 +140,7 @@ def test_failing_job_is_named_with_its_traceback(local_run, scheduler, tmp_path)
     failed = plan.by_id[info.value.job_id]
     assert failed.kind == "probe" and failed.id in str(info.value) and "injected failure" in str(info.value)
     assert isinstance(info.value.__cause__, ValueError)
+    assert "(torch threads: 1)" in str(info.value)  # one thread per job on the workers
     text = "\n".join(lines)
     assert f"FAILED probe: {failed.name} ({failed.id})" in text
     assert "Traceback" in text and "_fail_on_probe" in text  # the worker's own frames
