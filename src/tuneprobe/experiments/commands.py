@@ -60,6 +60,14 @@ def register(app: typer.Typer) -> None:
         scheduler: Annotated[
             str | None, typer.Option(help="dask: address of an existing scheduler (e.g. tcp://host:8786)")
         ] = None,
+        threads: Annotated[
+            int,
+            typer.Option(
+                min=1,
+                help="torch threads per job (the same in every executor; results are byte-identical "
+                "between runs with the same value)",
+            ),
+        ] = 1,
     ) -> None:
         """Run the experiment grid of CONFIG: fine-tuning, extraction, DirectProbe, probes and every analysis,
         into one tidy results table (RESULTS/results.parquet and .csv). Finished jobs are skipped, so a rerun
@@ -80,7 +88,7 @@ def register(app: typer.Typer) -> None:
         if executor == "dask":
             from tuneprobe.experiments.dask_executor import make_dask_executor
 
-            run_executor = make_dask_executor(workers=workers, scheduler=scheduler)
+            run_executor = make_dask_executor(workers=workers, scheduler=scheduler, threads=threads)
         else:
             run_executor = execute_local
         cfg = load_config(config).with_overrides(
@@ -98,5 +106,6 @@ def register(app: typer.Typer) -> None:
             cache_dir=cfg.cache_dir,
             device=cfg.device,
             progress=sys.stderr.isatty() if progress is None else progress,
+            threads=threads,
         )
         run_plan(plan, ctx, executor=run_executor)

@@ -41,6 +41,10 @@ class RunContext:
     cache_dir: str | None = None
     device: str = "auto"
     progress: bool = False
+    threads: int = 1
+    """torch threads per job. Every executor runs each job with exactly this many (:func:`record_job`), so a
+    run's bytes do not depend on the machine's core count or the executor: float reductions are ordered by the
+    thread count, and runs with different values differ in the last bits."""
 
     def cell_path(self, job_id: str) -> Path:
         """The saved DirectProbe cell of the directprobe job ``job_id``."""

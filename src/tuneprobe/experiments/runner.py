@@ -74,9 +74,27 @@ def _atomic_text(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(n)``, restoring the previous count afterwards."""
+    if n < 1:
+        raise ValueError(f"threads per job must be at least 1, got {n}")
+    import torch
+
+    before = torch.get_num_threads()
+    if before != n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 def record_job(job: Job, ctx: RunContext, run: JobRunner = run_job) -> dict[str, Any]:
-    """Run ``job`` (unless it is done) and record it: rows to ``jobs/<id>.parquet``, a summary to
-    ``jobs/<id>.json``. Returns the summary (``executed`` False for a job that was already done)."""
+    """Run ``job`` (unless it is done) with ``ctx.threads`` torch threads and record it: rows to
+    ``jobs/<id>.parquet``, a summary to ``jobs/<id>.json``. Returns the summary (``executed`` False for a job
+    that was already done)."""
     rows_path = job_rows_path(ctx.results, job)
     info_path = rows_path.with_suffix(".json")
     if rows_path.is_file():
@@ -84,7 +102,8 @@ def record_job(job: Job, ctx: RunContext, run: JobRunner = run_job) -> dict[str,
         return {**info, "executed": False}
     t0 = time.perf_counter()
     cpu0 = time.process_time()
-    rows = run(job, ctx)
+    with torch_threads(ctx.threads):
+        rows = run(job, ctx)
     info = {
         "id": job.id,
         "kind": job.kind,
