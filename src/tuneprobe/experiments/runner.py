@@ -76,16 +76,19 @@ def _atomic_text(path: Path, text: str) -> None:
 
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(n)``, restoring the previous count afterwards."""
+    """Run the block with ``n`` threads in torch and in the native thread pools numpy/scipy/sklearn use
+    (BLAS, OpenMP; via ``threadpoolctl``), restoring the previous counts afterwards."""
     if n < 1:
         raise ValueError(f"threads per job must be at least 1, got {n}")
     import torch
+    from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
     if before != n:
         torch.set_num_threads(n)
     try:
-        yield
+        with threadpool_limits(limits=n):
+            yield
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
