@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -42,6 +43,9 @@ def _one_task_toml(tiny_toml, tiny_dir, task_dirs, root: Path) -> Path:
     return path
 
 
+ENTRY = "from tuneprobe.cli import main; main()"
+
+
 def _cli(*args: str) -> str:
     from typer.testing import CliRunner
 
@@ -54,12 +58,21 @@ def _cli(*args: str) -> str:
 
 @pytest.fixture(scope="module")
 def local_run(tiny_toml, tiny_dir, task_dirs, tmp_path_factory):
-    """The one-task grid run by the local executor: (plan, results directory)."""
+    """The one-task grid run by ``tuneprobe run`` with the local executor, in a fresh process as a user runs
+    it (the test process's global state, left by earlier tests, changed DirectProbe distances in the last
+    bits): (plan, results directory)."""
     root = tmp_path_factory.mktemp("local")
-    cfg = load_config(_one_task_toml(tiny_toml, tiny_dir, task_dirs, root))
+    config = _one_task_toml(tiny_toml, tiny_dir, task_dirs, root)
+    cfg = load_config(config)
     plan = build_plan(cfg)
     assert not {"finetune", "extract", "directprobe", "probe", "centroid_shift"} - set(plan.counts())
-    run_plan(plan, RunContext(results=cfg.output, cache_dir=cfg.cache_dir, device="cpu"), echo=lambda s: None)
+    proc = subprocess.run(
+        [sys.executable, "-c", ENTRY, "run", str(config), "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     return plan, Path(cfg.output)
 
 
