@@ -344,7 +344,7 @@ def claim_f3(df: pd.DataFrame, layers: dict[str, int]) -> Claim:
                     f"(CV {norms.std(ddof=0) / norms.mean():.2f})"
                 )
             ev.append(line)
-            parts.append((f"{task}: every label up", up == len(change)))
+            parts.append((f"{task}: every label up ({up} of {len(change)} up)", up == len(change)))
         if not parts:
             c.verdicts.append(Verdict(str(model), NOT_MEASURED, "no per-label change values"))
             continue
@@ -399,7 +399,8 @@ def claim_f4(cross: pd.DataFrame | None) -> Claim:
             if "pos" in rows:
                 parts.append(
                     (
-                        "pos: every label down",
+                        f"pos: every label down ({fmt(rows['pos']['labels_down'])} down, "
+                        f"{fmt(rows['pos']['labels_up'])} up)",
                         bool(rows["pos"]["labels_up"] == 0 and rows["pos"]["labels_down"] > 0),
                     )
                 )
@@ -409,7 +410,11 @@ def claim_f4(cross: pd.DataFrame | None) -> Claim:
         if target in rows:
             r = rows[target]
             parts.append(
-                (f"{target} itself: every label up", bool(r["labels_down"] == 0 and r["labels_up"] > 0))
+                (
+                    f"{target} itself: every label up ({fmt(r['labels_up'])} up, "
+                    f"{fmt(r['labels_down'])} down)",
+                    bool(r["labels_down"] == 0 and r["labels_up"] > 0),
+                )
             )
             accs = {u: v["accuracy"] for u, v in rows.items() if np.isfinite(v["accuracy"])}
             if target in accs and len(accs) > 1:
