@@ -28,9 +28,17 @@ _DEP = 1e-11  # a new point whose squared pivot is below _DEP * its diagonal is 
 _MINOR_EXTRA = 8
 # reassociation / FMA contraction only (no nnan/ninf: the kernel compares against inf)
 _FM = {"reassoc", "contract", "nsz", "arcp"}
+# Every helper is inlined into ``solve_pairs`` by numba (``inline="always"``), so the kernel is one compiled
+# function with no calls to other jitted functions. Called jitted functions made the bits depend on the
+# process: ``solve_pairs``'s object carries its own copies of the helpers (optimised again after linking),
+# but a process that had compiled (or loaded) a helper on its own -- every process that compiled the kernel
+# instead of loading it from numba's on-disk cache -- bound the calls to that separately optimised copy, and
+# with reassociation/contraction the two copies round differently: a cold-cache run and a warm-cache run
+# (e.g. a test process and fresh Dask workers) gave hull distances that differed in the last bits.
+# tests/directprobe/test_kernel_state.py checks both.
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=_FM, inline="always")
 def _scores_x(X: np.ndarray, s0: int, n: int, x: np.ndarray, sign: float, sc: np.ndarray, off: int) -> None:
     """``sc[off + i] = sign * <X[s0 + i], x>`` for i < n (the d-space scan)."""
     d = x.shape[0]
@@ -42,7 +50,7 @@ def _scores_x(X: np.ndarray, s0: int, n: int, x: np.ndarray, sign: float, sc: np
         sc[off + i] = sign * s
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=_FM, inline="always")
 def _scores_gram(
     gram: np.ndarray,
     goff: int,
@@ -78,7 +86,7 @@ def _scores_gram(
     sc[na] = pp - pxa
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=_FM, inline="always")
 def _topk(sc: np.ndarray, off: int, n: int, k: int, best_v: np.ndarray, best_i: np.ndarray) -> None:
     """k smallest of ``sc[off : off + n]``: values ``best_v[:k]`` (ascending, +inf padded), local indices
     ``best_i[:k]`` (-1 padded)."""
@@ -97,12 +105,12 @@ def _topk(sc: np.ndarray, off: int, n: int, k: int, best_v: np.ndarray, best_i: 
             best_i[j] = i
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=_FM, inline="always")
 def _row(li: int, sa: int, na: int, sb: int) -> int:
     return sa + li if li < na else sb + li - na
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=_FM, inline="always")
 def _zdot(
     X: np.ndarray,
     li: int,
@@ -135,7 +143,7 @@ def _zdot(
     return s
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=_FM, inline="always")
 def _chol_add(
     X: np.ndarray,
     R: np.ndarray,
@@ -173,7 +181,7 @@ def _chol_add(
     return True
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=_FM, inline="always")
 def _chol_del(R: np.ndarray, idx: np.ndarray, w: np.ndarray, m: int, j: int) -> None:
     """Remove corral slot j (of m) from R, idx and w (Givens re-triangularisation, O(m^2))."""
     for col in range(j, m - 1):
@@ -196,7 +204,7 @@ def _chol_del(R: np.ndarray, idx: np.ndarray, w: np.ndarray, m: int, j: int) -> 
             R[k + 1, col] = -s * t1 + c * t2
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=_FM, inline="always")
 def _affine(
     R: np.ndarray, idx: np.ndarray, m: int, na: int, ua: np.ndarray, ub: np.ndarray, v: np.ndarray
 ) -> None:
@@ -238,7 +246,7 @@ def _affine(
         v[k] = la * ua[k] + lb * ub[k]
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=_FM, inline="always")
 def _compute_x(
     X: np.ndarray, idx: np.ndarray, w: np.ndarray, m: int, sa: int, na: int, sb: int, x: np.ndarray
 ) -> None:
@@ -252,7 +260,7 @@ def _compute_x(
             x[t] += c * X[r, t]
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=_FM, inline="always")
 def _normalise(idx: np.ndarray, w: np.ndarray, m: int, na: int) -> None:
     sa_ = 0.0
     sb_ = 0.0
@@ -268,7 +276,7 @@ def _normalise(idx: np.ndarray, w: np.ndarray, m: int, na: int) -> None:
             w[k] /= sb_
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=_FM, inline="always")
 def _solve_pair(
     X: np.ndarray,
     X32: np.ndarray,
