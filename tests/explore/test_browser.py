@@ -5,6 +5,7 @@ Screenshots go to ``test-artifacts/``. Outside CI a missing browser or playwrigh
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 from pathlib import Path
@@ -29,7 +30,7 @@ def _views(page):
         """() => ({
         proj: Array.from(document.getElementById('proj').data[0].x),
         mapper: document.querySelector('#mapper svg').innerHTML,
-        dist: JSON.stringify(document.getElementById('dist').data[0].z),
+        dist: JSON.stringify(window.tuneprobeExplorer.distances().z),
         marker: document.getElementById('omin').layout.shapes[0].x0,
         step: document.getElementById('step-label').textContent })"""
     )
@@ -121,9 +122,16 @@ def test_explorer_in_headless_chromium(series, tmp_path):
                          y: r.top + ya._offset + ya.l2p(t.y[bi]) }; }"""
             )
             page.mouse.move(xy["x"], xy["y"])
+            # hover: the point's own tooltip names the example, its gold label and its cluster now
+            tip = page.wait_for_selector("#proj + .tip", state="visible")
+            row = xy["row"]
+            cluster = data["cells"]["10|1"]["clusters"]
+            cl = int(np.frombuffer(base64.b64decode(cluster), dtype="<i4")[row])
+            want_tip = f"{series.example_ids[row]}{series.labels[series.y[row]]} · cluster {cl}"
+            assert tip.text_content() == want_tip
             page.mouse.click(xy["x"], xy["y"])
             page.wait_for_selector("#details .ex")
-            assert _listed(page) == [series.example_ids[xy["row"]]]
+            assert _listed(page) == [series.example_ids[row]]
 
             # click a held-out point (the one farthest from every training point and centroid): its gold
             # label and the nearest-hull prediction of this snapshot and layer
@@ -158,13 +166,22 @@ def test_explorer_in_headless_chromium(series, tmp_path):
             want += [f"test{j}" for j, sent in enumerate(series.held_out.sentences) if word in sent]
             assert _listed(page) == want
 
+            # heatmap hover: the pair under the mouse and its distance at this snapshot and layer
+            box = page.locator("#dist canvas").bounding_box()
+            g = page.evaluate("() => window.tuneprobeExplorer.distances().geom")
+            page.mouse.move(box["x"] + 80 + 2.5 * g["cw"], box["y"] + 10 + 0.5 * g["ch"])
+            dist = data["cells"]["10|1"]["dist"][0][2]
+            hm_tip = page.wait_for_selector("#dist .tip", state="visible").text_content()
+            pair, value = hm_tip.split(": ")
+            assert pair == "alpha – gamma" and float(value) == dist
+
             # label filter: unchecking a label removes its points from the projection and the heatmap
             page.uncheck("#legend input[data-label='1']")
             left = page.evaluate("() => document.getElementById('proj').data[0].x.length")
             assert left == int(np.sum(series.y != 1))
             left = page.evaluate("() => document.getElementById('proj').data[2].x.length")
             assert left == int(np.sum(series.held_out.y != 1))
-            assert page.evaluate("() => document.getElementById('dist').data[0].x") == ["alpha", "gamma"]
+            assert page.evaluate("() => window.tuneprobeExplorer.distances().x") == ["alpha", "gamma"]
             page.screenshot(path=str(ARTIFACTS / "explorer-filtered.png"), full_page=True)
         finally:
             browser.close()

@@ -74,36 +74,65 @@
   function labelName(y) { return y >= 0 ? D.labels[y] : "(unseen label)"; }
   function labelColor(y) { return y >= 0 ? D.colors[y] : "#000000"; }
 
+  // Per-step work is kept small: decoded coordinates, colours and hover texts are cached (the same array
+  // objects are handed to plotly again), x/y are typed-array gathers, and the axis ranges are fixed per layer
+  // in the fixed basis (over every snapshot) so that a step changes only the points, not the axes.
+  let memo = {}, memoHidden = "";
+  function remember(k, make) { if (!(k in memo)) memo[k] = make(); return memo[k]; }
+  function hiddenKey() {  // the label filter's state; a new one drops the cached per-filter arrays
+    const hk = Array.from(S.hidden).sort((a, b) => a - b).join(",");
+    if (hk !== memoHidden) { memoHidden = hk; memo = Object.fromEntries(Object.entries(memo).filter(([k]) => k.startsWith("range/"))); }
+    return hk;
+  }
+  function gather(src, rows) { const out = new Float64Array(rows.length); for (let i = 0; i < rows.length; i++) out[i] = src[rows[i]]; return out; }
+  function visibleRows(ys, n) { const out = []; for (let i = 0; i < n; i++) if (!S.hidden.has(ys[i])) out.push(i); return Int32Array.from(out); }
+  function axisRanges(key) {
+    const layer = D.layers[S.li];
+    const keys = S.basis === "fixed" ? D.steps.map(s => s + "|" + layer).filter(k => D.cells[k]) : [key];
+    return remember("range/" + S.basis + "/" + keys.join(";"), () => {
+      let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+      const add = (x, y) => { if (x === null || y === null) return; x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); };
+      for (const k of keys) {
+        const parts = [coords(k, S.basis)]; if (H && D.cells[k].held_fixed) parts.push(coords(k, "held_" + S.basis));
+        for (const c of parts) for (let i = 0; i < c.x.length; i++) add(c.x[i], c.y[i]);
+        for (const p of D.cells[k][S.basis === "fixed" ? "cent_fixed" : "cent_own"]) add(p[0], p[1]);
+      }
+      const px = 0.04 * ((x1 - x0) || 1), py = 0.04 * ((y1 - y0) || 1);
+      return { x: [x0 - px, x1 + px], y: [y0 - py, y1 + py] };
+    });
+  }
+
   function drawProjection(key) {
-    const c = coords(key, S.basis), cl = clusters(key);
-    projRows = [];
-    for (let i = 0; i < N; i++) if (!S.hidden.has(D.ex.y[i])) projRows.push(i);
-    const x = projRows.map(i => c.x[i]), y = projRows.map(i => c.y[i]);
-    const color = projRows.map(i => S.colorBy === "label" ? D.colors[D.ex.y[i]] : clusterColor(cl[i]));
-    const text = projRows.map(i => `${esc(D.ex.id[i])}<br>${esc(D.labels[D.ex.y[i]])} · cluster ${cl[i]}`);
+    const c = coords(key, S.basis), cl = clusters(key), hk = hiddenKey();
+    projRows = remember("rows/" + hk, () => visibleRows(D.ex.y, N));
+    const rows = projRows;
+    const color = S.colorBy === "label" ? remember("lcol/" + hk, () => Array.from(rows, i => D.colors[D.ex.y[i]]))
+      : remember("ccol/" + key + "/" + hk, () => Array.from(rows, i => clusterColor(cl[i])));
     const showHeld = H && D.cells[key].held_fixed && document.getElementById("held").checked;
-    const hc = showHeld ? coords(key, "held_" + S.basis) : null, pred = showHeld ? D.cells[key].held_pred : null;
-    heldRows = [];
-    if (showHeld) for (let j = 0; j < H; j++) if (!S.hidden.has(D.held.y[j])) heldRows.push(j);
+    const hc = showHeld ? coords(key, "held_" + S.basis) : null;
+    heldRows = showHeld ? remember("hrows/" + hk, () => visibleRows(D.held.y, H)) : new Int32Array(0);
+    const hr = heldRows;
     const at = r => r < N ? [c.x[r], c.y[r]] : (hc ? [hc.x[r - N], hc.y[r - N]] : null);
     const sel = S.selection ? S.selection.rows.filter(r => !S.hidden.has(ex(r).y) && at(r)) : [];
     const cent = D.cells[key][S.basis === "fixed" ? "cent_fixed" : "cent_own"];
     const ci = []; for (let k = 0; k < L; k++) if (!S.hidden.has(k) && cent[k][0] !== null) ci.push(k);
+    const GL = useGL ? "scattergl" : "scatter";
     const traces = [
-      { type: useGL ? "scattergl" : "scatter", mode: "markers", x: x, y: y, text: text, hoverinfo: "text", name: "examples",
+      { type: GL, mode: "markers", x: gather(c.x, rows), y: gather(c.y, rows), hoverinfo: "none", name: "examples",
         marker: { size: 5, color: color, opacity: S.selection ? 0.35 : 0.8 } },
       { type: "scatter", mode: "markers", x: ci.map(k => cent[k][0]), y: ci.map(k => cent[k][1]), name: "label centroids",
         text: ci.map(k => "centroid of " + esc(D.labels[k])), hoverinfo: "text",
         marker: { symbol: "x", size: 12, color: ci.map(k => D.colors[k]), line: { width: 2, color: "#000" } } },
-      { type: useGL ? "scattergl" : "scatter", mode: "markers", x: heldRows.map(j => hc.x[j]), y: heldRows.map(j => hc.y[j]),
-        name: "held-out", hoverinfo: "text",
-        text: heldRows.map(j => `${esc(D.held.id[j])} (${esc(D.held.split)})<br>gold ${esc(labelName(D.held.y[j]))} · nearest hull ${esc(labelName(pred[j]))}`),
-        marker: { symbol: "diamond-open", size: 7, color: heldRows.map(j => labelColor(D.held.y[j])), opacity: S.selection ? 0.35 : 0.9 } },
-      { type: useGL ? "scattergl" : "scatter", mode: "markers", x: sel.map(r => at(r)[0]), y: sel.map(r => at(r)[1]), name: "selected",
+      { type: GL, mode: "markers", x: showHeld ? gather(hc.x, hr) : [], y: showHeld ? gather(hc.y, hr) : [],
+        name: "held-out", hoverinfo: "none",
+        marker: { symbol: "diamond-open", size: 7, color: remember("hcol/" + hk, () => Array.from(hr, j => labelColor(D.held.y[j]))),
+          opacity: S.selection ? 0.35 : 0.9 } },
+      { type: GL, mode: "markers", x: sel.map(r => at(r)[0]), y: sel.map(r => at(r)[1]), name: "selected",
         hoverinfo: "skip", marker: { size: 9, color: "rgba(0,0,0,0)", line: { width: 2, color: "#000" } } },
     ];
+    const rg = axisRanges(key);
     const layout = { margin: { l: 40, r: 10, t: 10, b: 30 }, showlegend: false, uirevision: S.basis + S.li, hovermode: "closest",
-      xaxis: { zeroline: false }, yaxis: { zeroline: false } };
+      xaxis: { zeroline: false, range: rg.x }, yaxis: { zeroline: false, range: rg.y } };
     Plotly.react("proj", traces, layout, PLOT_CFG);
     const cell = D.cells[key];
     document.getElementById("proj-info").textContent = `(${cell.n_clusters} DirectProbe clusters${cell.is_linear ? ", linearly separable" : ""})`;
@@ -150,15 +179,71 @@
     document.getElementById("mapper-info").textContent = `(${cell.nodes.length} nodes, ${cell.links.length} edges${tracked ? "; tracking " + tracked.size + " examples" : ""})`;
   }
 
+  // The hull-distance heatmap is drawn on a canvas of its own (a plotly heatmap replot, axes and colour bar
+  // included, cost as much as the whole projection on every slider step). Colours: plotly's Viridis over the
+  // finite distances shown; blank = undefined; hover shows the pair and its distance.
+  const VIRIDIS = ["#440154", "#48186a", "#472d7b", "#424086", "#3b528b", "#33638d", "#2c728e", "#26828e", "#21918c",
+    "#1fa088", "#28ae80", "#3fbc73", "#5ec962", "#84d44b", "#addc30", "#d8e219", "#fde725"].map(h => [1, 3, 5].map(i => parseInt(h.slice(i, i + 2), 16)));
+  function viridis(t) {
+    const f = Math.min(Math.max(t, 0), 1) * (VIRIDIS.length - 1), i = Math.min(Math.floor(f), VIRIDIS.length - 2), u = f - i;
+    const c = VIRIDIS[i].map((v, k) => Math.round(v + (VIRIDIS[i + 1][k] - v) * u));
+    return `rgb(${c[0]},${c[1]},${c[2]})`;
+  }
+  let distView = null;
+  const HM = { l: 80, r: 56, t: 10, b: 80 };
+  function heatmapCell(ev) {
+    if (!distView) return null;
+    const g = distView.geom, a = Math.floor((ev.offsetY - HM.t) / g.ch), b = Math.floor((ev.offsetX - HM.l) / g.cw);
+    const n = distView.x.length;
+    return a >= 0 && b >= 0 && a < n && b < n ? [a, b] : null;
+  }
+  function drawHeatmap(names, z) {
+    const div = document.getElementById("dist");
+    let cv = div.querySelector("canvas"), tip = div.querySelector(".tip");
+    if (!cv) {
+      cv = document.createElement("canvas"); tip = document.createElement("div"); tip.className = "tip";
+      div.append(cv, tip);
+      cv.addEventListener("mousemove", ev => {
+        const hit = heatmapCell(ev);
+        if (!hit) { tip.style.display = "none"; return; }
+        const v = distView.z[hit[0]][hit[1]];
+        tip.textContent = `${distView.x[hit[0]]} – ${distView.x[hit[1]]}: ${v === null ? "undefined" : v}`;
+        tip.style.display = "block"; tip.style.left = (ev.offsetX + 12) + "px"; tip.style.top = (ev.offsetY + 8) + "px";
+      });
+      cv.addEventListener("mouseleave", () => { tip.style.display = "none"; });
+    }
+    const W = div.clientWidth || 500, Hh = div.clientHeight || 300, dpr = window.devicePixelRatio || 1;
+    if (cv.width !== W * dpr || cv.height !== Hh * dpr) { cv.width = W * dpr; cv.height = Hh * dpr; cv.style.width = W + "px"; cv.style.height = Hh + "px"; }
+    const ctx = cv.getContext("2d"); ctx.setTransform(dpr, 0, 0, dpr, 0, 0); ctx.clearRect(0, 0, W, Hh);
+    const n = names.length, cw = (W - HM.l - HM.r) / Math.max(n, 1), ch = (Hh - HM.t - HM.b) / Math.max(n, 1);
+    let lo = Infinity, hi = -Infinity;
+    for (const r of z) for (const v of r) if (v !== null) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    const span = hi > lo ? hi - lo : 1;
+    for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) {
+      const v = z[a][b]; if (v === null) continue;
+      ctx.fillStyle = viridis((v - lo) / span); ctx.fillRect(HM.l + b * cw, HM.t + a * ch, Math.ceil(cw), Math.ceil(ch));
+    }
+    const fs = Math.max(6, Math.min(11, Math.floor(Math.min(cw, ch)) + 1));
+    ctx.fillStyle = "#444"; ctx.font = `${fs}px sans-serif`; ctx.textBaseline = "middle";
+    ctx.textAlign = "right";
+    for (let a = 0; a < n; a++) ctx.fillText(names[a], HM.l - 3, HM.t + (a + 0.5) * ch, HM.l - 4);
+    for (let b = 0; b < n; b++) {
+      ctx.save(); ctx.translate(HM.l + (b + 0.5) * cw, Hh - HM.b + 3); ctx.rotate(-Math.PI / 2);
+      ctx.fillText(names[b], 0, 0, HM.b - 4); ctx.restore();
+    }
+    const bx = W - HM.r + 10, bh = Hh - HM.t - HM.b;  // colour bar
+    for (let i = 0; i < bh; i++) { ctx.fillStyle = viridis(1 - i / bh); ctx.fillRect(bx, HM.t + i, 10, 1); }
+    ctx.textAlign = "left"; ctx.font = "10px sans-serif";
+    if (hi >= lo) { ctx.fillText(String(hi), bx + 13, HM.t + 4, HM.r - 24); ctx.fillText(String(lo), bx + 13, HM.t + bh - 4, HM.r - 24); }
+    distView = { x: names, z: z, geom: { cw: cw, ch: ch } };
+  }
+
   let ominFor = null;
   function drawDistances(key) {
     const cell = D.cells[key];
     const keep = []; for (let k = 0; k < L; k++) if (!S.hidden.has(k)) keep.push(k);
     const names = keep.map(k => D.labels[k]);
-    const z = keep.map(a => keep.map(b => cell.dist[a][b]));
-    Plotly.react("dist", [{ type: "heatmap", z: z, x: names, y: names, colorscale: "Viridis", hoverongaps: false,
-      hovertemplate: "%{y} – %{x}: %{z}<extra></extra>" }],
-    { margin: { l: 80, r: 10, t: 10, b: 80 }, yaxis: { autorange: "reversed" } }, PLOT_CFG);
+    drawHeatmap(names, keep.map(a => keep.map(b => cell.dist[a][b])));
     const layer = D.layers[S.li];
     const marker = [{ type: "line", x0: D.steps[S.si], x1: D.steps[S.si], yref: "paper", y0: 0, y1: 1, line: { dash: "dot", color: "#000" } }];
     const what = layer + "/" + keep.join(",");
@@ -240,10 +325,26 @@
     select(`Mapper node ${n} (update ${D.steps[S.si]}, layer ${D.layers[S.li]})`, D.cells[key].nodes[n].slice(), n);
   });
   render();
+  // Hover on points: our own tooltip (per-point hover texts handed to plotly cost ~half of a slider step).
+  const projTip = document.createElement("div"); projTip.className = "tip"; document.getElementById("proj").parentNode.appendChild(projTip);
+  function hoverText(p) {
+    const key = cellKey();
+    if (p.curveNumber === 0) { const r = projRows[p.pointNumber]; return `${esc(D.ex.id[r])}<br>${esc(D.labels[D.ex.y[r]])} · cluster ${clusters(key)[r]}`; }
+    const j = heldRows[p.pointNumber], pred = D.cells[key].held_pred;
+    return `${esc(D.held.id[j])} (${esc(D.held.split)})<br>gold ${esc(labelName(D.held.y[j]))} · nearest hull ${esc(labelName(pred[j]))}`;
+  }
+  document.getElementById("proj").on("plotly_hover", ev => {
+    const p = ev.points.find(q => q.curveNumber === 0 || q.curveNumber === 2);
+    if (!p || !ev.event) { projTip.style.display = "none"; return; }
+    const box = projTip.parentNode.getBoundingClientRect();
+    projTip.innerHTML = hoverText(p); projTip.style.display = "block";
+    projTip.style.left = (ev.event.clientX - box.left + 12) + "px"; projTip.style.top = (ev.event.clientY - box.top + 8) + "px";
+  });
+  document.getElementById("proj").on("plotly_unhover", () => { projTip.style.display = "none"; });
   document.getElementById("proj").on("plotly_click", ev => {
     const p = ev.points.find(q => q.curveNumber === 0 || q.curveNumber === 2); if (!p) return;
     const r = p.curveNumber === 0 ? projRows[p.pointNumber] : N + heldRows[p.pointNumber];
     select(`point ${ex(r).id}`, [r]);
   });
-  window.tuneprobeExplorer = { state: S, data: D, render: render, rows: () => projRows, heldRows: () => heldRows };
+  window.tuneprobeExplorer = { state: S, data: D, render: render, distances: () => distView, rows: () => projRows, heldRows: () => heldRows };
 })();
