@@ -15,9 +15,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
-
-pytest.importorskip("numba")
 
 #: a small fixed problem: 6 overlapping Gaussian clusters in 16-d, 3 labels; every pair's distance, certified
 #: lower bound and gap, float64 ``[3, 6, 6]``
