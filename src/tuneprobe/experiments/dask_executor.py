@@ -5,11 +5,11 @@ futures of its unfinished dependencies as extra arguments, so Dask starts it onl
 fine-tuning before extraction before DirectProbe cells and probes before the cross-cell analyses. A job
 writes its own rows atomically (``RESULTS/jobs/<id>.parquet``) on the worker; :func:`~tuneprobe.experiments.
 runner.run_plan` then assembles the table with the same code as for the local executor, so the table is the
-same bytes as a local run *with the same torch thread count*: jobs run with one torch thread here, and
-torch's CPU kernels sum in a thread-count-dependent order, so a local run on all cores (torch's default)
-differs in the last float32 bits (measured: relative differences up to ~1e-6, larger only for values near
-zero); ``OMP_NUM_THREADS=1 tuneprobe run ...`` gives the Dask table byte for byte. The results directory
-(and the data and cache directories) must be on a file system every worker sees.
+same bytes as a local run: both run every job with ``RunContext.threads`` threads (``tuneprobe run
+--threads``, default 1) for torch and the BLAS/OpenMP pools, since torch's and BLAS's CPU kernels sum in a
+thread-count-dependent order (measured before that: relative differences up to ~1e-6, larger only for
+values near zero). The results directory (and the data and cache directories) must be on a file system
+every worker sees.
 
 Cluster. By default a :class:`distributed.LocalCluster` of ``workers`` processes with one thread each; every
 worker runs torch (and the BLAS/OpenMP/numba pools) with one thread, so N workers use N cores. With
