@@ -380,3 +380,21 @@ def test_several_fine_tuning_seeds_are_averaged():
     data = _row(t.data, task="pos")
     assert (data["n_seeds_tuned"], data["accuracy_seed_std_tuned"]) == (2, 1.0)
     assert any("2 fine-tuning seeds" in n for n in t.notes)
+
+
+def test_f5_ignores_a_task_measured_at_the_last_layer_only():
+    """A last-layer-only task (trec50 in the offline-paper grid) has no lowest layer and no layer trend: it
+    must not fail "lowest layer ≈ 1" with its last layer, nor turn the centroid-shift trend into NaN."""
+    rows = synthetic_rows()
+    base = C.claim_f5(frame_from_rows(rows)).verdicts[0]
+    extra = []
+    for r in rows:
+        same_task = r["task"] == "pos" and r["layer"] == 3
+        if r["analysis"] == "similarity_to_original" and same_task:
+            extra.append({**r, "task": "trec50", "tuned_on": "trec50", "value": 0.6})
+        if r["analysis"] == "centroid_shift" and r["metric"] == "norm" and same_task:
+            extra.append({**r, "task": "trec50", "tuned_on": "trec50"})
+    assert extra
+    v = C.claim_f5(frame_from_rows(rows + extra)).verdicts[0]
+    assert v.verdict == base.verdict == C.SUPPORTED, v.reason
+    assert "min 0.980" in v.reason and "higher layers' centroids move more" in v.reason

@@ -246,8 +246,10 @@ def claim_f2(clusters: pd.DataFrame | None) -> Claim:
             continue
         ev = []
         for r in g.itertuples():
+            pts = getattr(r, "n_points", np.nan)
             line = (
-                f"{r.task}: #labels {fmt(r.n_labels)}, #clusters {fmt(r.n_clusters_original_real)} → "
+                f"{r.task}: {fmt(pts)} points, #labels {fmt(r.n_labels)}, "
+                f"#clusters {fmt(r.n_clusters_original_real)} → "
                 f"{fmt(r.n_clusters_tuned_real)}"
             )
             if np.isfinite(r.n_clusters_original_random) or np.isfinite(r.n_clusters_tuned_random):
@@ -465,10 +467,18 @@ def claim_f5(df: pd.DataFrame) -> Claim:
                     + ", ".join(f"L{la} {v:.3f}" for la, v in m.items())
                 )
                 per_layer.append((task, m, fin))
-            lowest = min(float(m.min()) for _, m, _ in per_layer)
-            parts.append((f"every layer > 0.5 at every checkpoint (lowest {lowest:.3f})", lowest > 0.5))
-            low = [float(m.iloc[0]) for _, m, _ in per_layer]
-            parts.append((f"lowest layer ≈ 1 (≥ {F5_NEAR_ONE}; min {min(low):.3f})", min(low) >= F5_NEAR_ONE))
+            lowest, where = min((float(m.min()), f"{task} L{m.idxmin()}") for task, m, _ in per_layer)
+            parts.append(
+                (f"every layer > 0.5 at every checkpoint (lowest {lowest:.3f}, {where})", lowest > 0.5)
+            )
+            # the lowest layer only of series measured at several layers (a last-layer-only task has none)
+            low = [float(m.iloc[0]) for _, m, _ in per_layer if len(m) >= 2]
+            if low:
+                parts.append(
+                    (f"lowest layer ≈ 1 (≥ {F5_NEAR_ONE}; min {min(low):.3f})", min(low) >= F5_NEAR_ONE)
+                )
+            else:
+                parts.append(("lowest layer ≈ 1 (no task measured at several layers)", None))
             rhos = []
             for _, _, fin in per_layer:
                 if len(fin) >= 3 and fin.nunique() > 1:
@@ -485,6 +495,8 @@ def claim_f5(df: pd.DataFrame) -> Claim:
             rhos = []
             for task, t in n.groupby("task"):
                 mean_norm = t.groupby("layer")["value"].mean()
+                if len(mean_norm) < 3 or mean_norm.nunique() < 2:  # too few layers for a trend
+                    continue
                 rho = float(spearmanr(mean_norm.index, mean_norm.to_numpy()).statistic)
                 rhos.append(rho)
                 ev.append(
@@ -492,7 +504,8 @@ def claim_f5(df: pd.DataFrame) -> Claim:
                     + ", ".join(f"L{la} {v:.3f}" for la, v in mean_norm.items())
                     + f" (Spearman {rho:+.2f})"
                 )
-            parts.append(("higher layers' centroids move more", bool(np.mean(rhos) > 0)))
+            if rhos:
+                parts.append(("higher layers' centroids move more", bool(np.mean(rhos) > 0)))
         verdict, reason = combine(parts)
         c.verdicts.append(Verdict(model, verdict, reason, ev))
     return c

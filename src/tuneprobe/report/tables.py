@@ -308,12 +308,17 @@ def clusters_table(df: pd.DataFrame, layers: dict[str, int], *, task: str | None
         if np.isnan(n_labels):
             n_labels = row["n_labels_tuned_real"]
         row["n_labels"] = n_labels
+        row["n_points"] = orig.get(
+            model=model, tuned_on="", task=tk, split="train", analysis="directprobe", metric="n_points",
+            control="real",
+        )  # fmt: skip
         data.append(row)
         co, ct = row["n_clusters_original_real"], row["n_clusters_tuned_real"]
         disp.append(
             {
                 "model": model,
                 "task": tk,
+                "#points": fmt(row["n_points"]),
                 "#labels": fmt(n_labels),
                 "#clusters original": fmt(co),
                 "#clusters tuned": fmt(ct),
