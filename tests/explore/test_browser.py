@@ -28,7 +28,7 @@ def _views(page):
     """A fingerprint of every view: projection x data, Mapper SVG, heatmap z, outside_min marker."""
     return page.evaluate(
         """() => ({
-        proj: Array.from(document.getElementById('proj').data[0].x),
+        proj: Array.from(window.tuneprobeExplorer.points().x),
         mapper: document.querySelector('#mapper svg').innerHTML,
         dist: JSON.stringify(window.tuneprobeExplorer.distances().z),
         marker: document.getElementById('omin').layout.shapes[0].x0,
@@ -110,20 +110,30 @@ def test_explorer_in_headless_chromium(series, tmp_path):
             page.click("#clear")
             page.uncheck("#held")
             xy = page.evaluate(
-                """() => { const gd = document.getElementById('proj'), t = gd.data[0], c = gd.data[1];
+                """() => { const gd = document.getElementById('proj'), v = window.tuneprobeExplorer.points();
                 let best = -1, bi = 0;
-                for (let i = 0; i < t.x.length; i++) { let m = Infinity;
-                  for (let k = 0; k < c.x.length; k++)
-                    m = Math.min(m, Math.hypot(t.x[i] - c.x[k], t.y[i] - c.y[k]));
+                for (let i = 0; i < v.x.length; i++) { let m = Infinity;
+                  for (const [, cx, cy] of v.cent) m = Math.min(m, Math.hypot(v.x[i] - cx, v.y[i] - cy));
                   if (m > best) { best = m; bi = i; } }
+                // pixels by plotly's own axes: the canvas must be drawn in register with them
                 const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
                 return { i: bi, row: window.tuneprobeExplorer.rows()[bi],
-                         x: r.left + xa._offset + xa.l2p(t.x[bi]),
-                         y: r.top + ya._offset + ya.l2p(t.y[bi]) }; }"""
+                         x: r.left + xa._offset + xa.l2p(v.x[bi]),
+                         y: r.top + ya._offset + ya.l2p(v.y[bi]) }; }"""
             )
+            # the canvas has paint where plotly's axes put the point
+            painted = page.evaluate(
+                """([x, y]) => { const cv = document.querySelector('#proj ~ canvas.points');
+                const b = cv.getBoundingClientRect(), k = cv.width / b.width;
+                const i = Math.round((x - b.left) * k), j = Math.round((y - b.top) * k);
+                const px = cv.getContext('2d').getImageData(i, j, 1, 1).data;
+                return px[3]; }""",
+                [xy["x"], xy["y"]],
+            )
+            assert painted > 0
             page.mouse.move(xy["x"], xy["y"])
             # hover: the point's own tooltip names the example, its gold label and its cluster now
-            tip = page.wait_for_selector("#proj + .tip", state="visible")
+            tip = page.wait_for_selector("#proj ~ .tip", state="visible")
             row = xy["row"]
             cluster = data["cells"]["10|1"]["clusters"]
             cl = int(np.frombuffer(base64.b64decode(cluster), dtype="<i4")[row])
@@ -133,21 +143,45 @@ def test_explorer_in_headless_chromium(series, tmp_path):
             page.wait_for_selector("#details .ex")
             assert _listed(page) == [series.example_ids[row]]
 
+            # a label centroid's tooltip; zoom (plotly relayout): the canvas follows the axes
+            cxy = page.evaluate(
+                """() => { const gd = document.getElementById('proj'), r = gd.getBoundingClientRect();
+                const c = window.tuneprobeExplorer.points().cent[0], fl = gd._fullLayout;
+                return { k: c[0], x: r.left + fl.xaxis._offset + fl.xaxis.l2p(c[1]),
+                         y: r.top + fl.yaxis._offset + fl.yaxis.l2p(c[2]) }; }"""
+            )
+            page.mouse.move(cxy["x"], cxy["y"])
+            assert page.text_content("#proj ~ .tip") == f"centroid of {series.labels[cxy['k']]}"
+            page.evaluate(
+                """() => { const v = window.tuneprobeExplorer.points(), x = v.x[0], y = v.y[0];
+                return Plotly.relayout('proj', {'xaxis.range': [x - 1, x + 1],
+                                                'yaxis.range': [y - 1, y + 1]}); }"""
+            )
+            zoomed = page.evaluate(
+                """() => { const cv = document.querySelector('#proj ~ canvas.points');
+                return cv.getContext('2d').getImageData(cv.width >> 1, cv.height >> 1, 1, 1).data[3]; }"""
+            )
+            assert zoomed > 0  # the zoomed-on point is now in the middle of the canvas
+            page.evaluate(
+                """() => { const r = window.tuneprobeExplorer.ranges();
+                return Plotly.relayout('proj', {'xaxis.range': r.x, 'yaxis.range': r.y}); }"""
+            )
+
             # click a held-out point (the one farthest from every training point and centroid): its gold
             # label and the nearest-hull prediction of this snapshot and layer
             page.check("#held")
             hxy = page.evaluate(
-                """() => { const gd = document.getElementById('proj'), h = gd.data[2];
-                const others = [gd.data[0], gd.data[1]];
+                """() => { const gd = document.getElementById('proj'), v = window.tuneprobeExplorer.points();
+                const others = [[v.x, v.y], [v.cent.map(c => c[1]), v.cent.map(c => c[2])]];
                 let best = -1, bi = 0;
-                for (let j = 0; j < h.x.length; j++) { let m = Infinity;
-                  for (const t of others) for (let i = 0; i < t.x.length; i++)
-                    m = Math.min(m, Math.hypot(h.x[j] - t.x[i], h.y[j] - t.y[i]));
+                for (let j = 0; j < v.hx.length; j++) { let m = Infinity;
+                  for (const [xs, ys] of others) for (let i = 0; i < xs.length; i++)
+                    m = Math.min(m, Math.hypot(v.hx[j] - xs[i], v.hy[j] - ys[i]));
                   if (m > best) { best = m; bi = j; } }
                 const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
                 return { j: window.tuneprobeExplorer.heldRows()[bi],
-                         x: r.left + xa._offset + xa.l2p(h.x[bi]),
-                         y: r.top + ya._offset + ya.l2p(h.y[bi]) }; }"""
+                         x: r.left + xa._offset + xa.l2p(v.hx[bi]),
+                         y: r.top + ya._offset + ya.l2p(v.hy[bi]) }; }"""
             )
             page.mouse.move(hxy["x"], hxy["y"])
             page.mouse.click(hxy["x"], hxy["y"])
@@ -177,9 +211,9 @@ def test_explorer_in_headless_chromium(series, tmp_path):
 
             # label filter: unchecking a label removes its points from the projection and the heatmap
             page.uncheck("#legend input[data-label='1']")
-            left = page.evaluate("() => document.getElementById('proj').data[0].x.length")
+            left = page.evaluate("() => window.tuneprobeExplorer.points().x.length")
             assert left == int(np.sum(series.y != 1))
-            left = page.evaluate("() => document.getElementById('proj').data[2].x.length")
+            left = page.evaluate("() => window.tuneprobeExplorer.points().hx.length")
             assert left == int(np.sum(series.held_out.y != 1))
             assert page.evaluate("() => window.tuneprobeExplorer.distances().x") == ["alpha", "gamma"]
             page.screenshot(path=str(ARTIFACTS / "explorer-filtered.png"), full_page=True)

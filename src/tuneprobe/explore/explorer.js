@@ -69,7 +69,6 @@
 
   // ---------------------------------------------------------------- views
   const PLOT_CFG = { displaylogo: false, responsive: true };
-  const useGL = true;  // WebGL points: a slider step redraws faster than SVG markers
   let projRows = [], heldRows = [];
   function labelName(y) { return y >= 0 ? D.labels[y] : "(unseen label)"; }
   function labelColor(y) { return y >= 0 ? D.colors[y] : "#000000"; }
@@ -102,6 +101,66 @@
     });
   }
 
+  // The points are drawn on a canvas over plotly's plot area: plotly draws the axes (fixed ranges; zoom, pan
+  // and double-click reset stay plotly's) and is called again only when the ranges change (layer, basis). A
+  // plotly replot of ~5,000 WebGL points cost most of a slider step at ps-role size.
+  const MARGIN = { l: 40, r: 10, t: 10, b: 30 };
+  let projView = null;  // what the canvas shows: positions of the shown points, centroids, selection
+  let projAxes = null;
+  function plotArea() {
+    const gd = document.getElementById("proj"), lay = gd.layout || {};
+    const W = gd.clientWidth, Hh = gd.clientHeight;
+    const xr = lay.xaxis && lay.xaxis.range, yr = lay.yaxis && lay.yaxis.range;
+    return { l: MARGIN.l, t: MARGIN.t, w: W - MARGIN.l - MARGIN.r, h: Hh - MARGIN.t - MARGIN.b, W: W, H: Hh, xr: xr, yr: yr };
+  }
+  function toPixel(x, y) {  // data -> CSS pixels relative to the #proj div
+    const a = plotArea();
+    return [a.l + (x - a.xr[0]) / (a.xr[1] - a.xr[0]) * a.w, a.t + (1 - (y - a.yr[0]) / (a.yr[1] - a.yr[0])) * a.h];
+  }
+  function paintProjection() {
+    const gd = document.getElementById("proj"), v = projView; if (!v || !gd.layout) return;
+    let cv = gd.parentNode.querySelector("canvas.points");
+    if (!cv) { cv = document.createElement("canvas"); cv.className = "points"; gd.parentNode.insertBefore(cv, gd.nextSibling); }
+    const a = plotArea(), dpr = window.devicePixelRatio || 1;
+    cv.style.left = (gd.offsetLeft + a.l) + "px"; cv.style.top = (gd.offsetTop + a.t) + "px";
+    cv.style.width = a.w + "px"; cv.style.height = a.h + "px";
+    if (cv.width !== Math.round(a.w * dpr) || cv.height !== Math.round(a.h * dpr)) { cv.width = Math.round(a.w * dpr); cv.height = Math.round(a.h * dpr); }
+    const ctx = cv.getContext("2d"); ctx.setTransform(dpr, 0, 0, dpr, 0, 0); ctx.clearRect(0, 0, a.w, a.h);
+    const sx = a.w / (a.xr[1] - a.xr[0]), sy = a.h / (a.yr[1] - a.yr[0]), x0 = a.xr[0], y1 = a.yr[1];
+    const byColor = (n, colorOf) => { const g = new Map(); for (let i = 0; i < n; i++) { const c = colorOf(i); if (!g.has(c)) g.set(c, []); g.get(c).push(i); } return g; };
+    ctx.globalAlpha = S.selection ? 0.35 : 0.8;
+    for (const [col, idx] of byColor(v.x.length, i => v.color[i])) {
+      ctx.fillStyle = col; ctx.beginPath();
+      for (const i of idx) { const px = (v.x[i] - x0) * sx, py = (y1 - v.y[i]) * sy; ctx.moveTo(px + 2.5, py); ctx.arc(px, py, 2.5, 0, 2 * Math.PI); }
+      ctx.fill();
+    }
+    ctx.globalAlpha = S.selection ? 0.35 : 0.9; ctx.lineWidth = 1;
+    for (const [col, idx] of byColor(v.hx.length, j => v.hcolor[j])) {
+      ctx.strokeStyle = col; ctx.beginPath();
+      for (const j of idx) { const px = (v.hx[j] - x0) * sx, py = (y1 - v.hy[j]) * sy; ctx.moveTo(px, py - 3.5); ctx.lineTo(px + 3.5, py); ctx.lineTo(px, py + 3.5); ctx.lineTo(px - 3.5, py); ctx.closePath(); }
+      ctx.stroke();
+    }
+    ctx.globalAlpha = 1;
+    for (const [w, colOf] of [[5, () => "#000"], [2.5, k => D.colors[k]]]) {  // centroids: an x, outlined
+      ctx.lineWidth = w;
+      v.cent.forEach(([k, cx, cy]) => { const px = (cx - x0) * sx, py = (y1 - cy) * sy; ctx.strokeStyle = colOf(k); ctx.beginPath();
+        ctx.moveTo(px - 5, py - 5); ctx.lineTo(px + 5, py + 5); ctx.moveTo(px + 5, py - 5); ctx.lineTo(px - 5, py + 5); ctx.stroke(); });
+    }
+    ctx.lineWidth = 2; ctx.strokeStyle = "#000"; ctx.beginPath();
+    for (const [x, y] of v.sel) { const px = (x - x0) * sx, py = (y1 - y) * sy; ctx.moveTo(px + 4.5, py); ctx.arc(px, py, 4.5, 0, 2 * Math.PI); }
+    ctx.stroke();
+  }
+  function hitPoint(px, py) {  // the shown point nearest to a CSS pixel of #proj (within 6 px): row, or null
+    const v = projView; if (!v || !document.getElementById("proj").layout) return null;
+    const a = plotArea(), sx = a.w / (a.xr[1] - a.xr[0]), sy = a.h / (a.yr[1] - a.yr[0]);
+    let best = 36, hit = null;
+    const look = (xs, ys, rows, base) => { for (let i = 0; i < xs.length; i++) {
+      const dx = a.l + (xs[i] - a.xr[0]) * sx - px, dy = a.t + (a.yr[1] - ys[i]) * sy - py, d = dx * dx + dy * dy;
+      if (d < best) { best = d; hit = base + rows[i]; } } };
+    look(v.x, v.y, projRows, 0); look(v.hx, v.hy, heldRows, N);
+    return hit;
+  }
+
   function drawProjection(key) {
     const c = coords(key, S.basis), cl = clusters(key), hk = hiddenKey();
     projRows = remember("rows/" + hk, () => visibleRows(D.ex.y, N));
@@ -116,24 +175,19 @@
     const sel = S.selection ? S.selection.rows.filter(r => !S.hidden.has(ex(r).y) && at(r)) : [];
     const cent = D.cells[key][S.basis === "fixed" ? "cent_fixed" : "cent_own"];
     const ci = []; for (let k = 0; k < L; k++) if (!S.hidden.has(k) && cent[k][0] !== null) ci.push(k);
-    const GL = useGL ? "scattergl" : "scatter";
-    const traces = [
-      { type: GL, mode: "markers", x: gather(c.x, rows), y: gather(c.y, rows), hoverinfo: "none", name: "examples",
-        marker: { size: 5, color: color, opacity: S.selection ? 0.35 : 0.8 } },
-      { type: "scatter", mode: "markers", x: ci.map(k => cent[k][0]), y: ci.map(k => cent[k][1]), name: "label centroids",
-        text: ci.map(k => "centroid of " + esc(D.labels[k])), hoverinfo: "text",
-        marker: { symbol: "x", size: 12, color: ci.map(k => D.colors[k]), line: { width: 2, color: "#000" } } },
-      { type: GL, mode: "markers", x: showHeld ? gather(hc.x, hr) : [], y: showHeld ? gather(hc.y, hr) : [],
-        name: "held-out", hoverinfo: "none",
-        marker: { symbol: "diamond-open", size: 7, color: remember("hcol/" + hk, () => Array.from(hr, j => labelColor(D.held.y[j]))),
-          opacity: S.selection ? 0.35 : 0.9 } },
-      { type: GL, mode: "markers", x: sel.map(r => at(r)[0]), y: sel.map(r => at(r)[1]), name: "selected",
-        hoverinfo: "skip", marker: { size: 9, color: "rgba(0,0,0,0)", line: { width: 2, color: "#000" } } },
-    ];
-    const rg = axisRanges(key);
-    const layout = { margin: { l: 40, r: 10, t: 10, b: 30 }, showlegend: false, uirevision: S.basis + S.li, hovermode: "closest",
-      xaxis: { zeroline: false, range: rg.x }, yaxis: { zeroline: false, range: rg.y } };
-    Plotly.react("proj", traces, layout, PLOT_CFG);
+    projView = { x: gather(c.x, rows), y: gather(c.y, rows), color: color,
+      hx: showHeld ? gather(hc.x, hr) : new Float64Array(0), hy: showHeld ? gather(hc.y, hr) : new Float64Array(0),
+      hcolor: remember("hcol/" + hk, () => Array.from(hr, j => labelColor(D.held.y[j]))),
+      cent: ci.map(k => [k, cent[k][0], cent[k][1]]), sel: sel.map(at) };
+    const rg = axisRanges(key), axes = S.basis + "/" + S.li + "/" + rg.x + "/" + rg.y;
+    if (axes !== projAxes) {  // new ranges: plotly redraws the axes (an empty trace keeps them numeric)
+      projAxes = axes;
+      Plotly.react("proj", [{ type: "scatter", mode: "markers", x: [], y: [], hoverinfo: "skip" }],
+        { margin: MARGIN, showlegend: false, uirevision: axes, hovermode: false, dragmode: "zoom",
+          xaxis: { zeroline: false, range: rg.x }, yaxis: { zeroline: false, range: rg.y } },
+        Object.assign({ doubleClick: "reset" }, PLOT_CFG));
+    }
+    paintProjection();
     const cell = D.cells[key];
     document.getElementById("proj-info").textContent = `(${cell.n_clusters} DirectProbe clusters${cell.is_linear ? ", linearly separable" : ""})`;
   }
@@ -325,26 +379,38 @@
     select(`Mapper node ${n} (update ${D.steps[S.si]}, layer ${D.layers[S.li]})`, D.cells[key].nodes[n].slice(), n);
   });
   render();
-  // Hover on points: our own tooltip (per-point hover texts handed to plotly cost ~half of a slider step).
-  const projTip = document.createElement("div"); projTip.className = "tip"; document.getElementById("proj").parentNode.appendChild(projTip);
-  function hoverText(p) {
+  // Hover and click on points: nearest shown point within 6 px of the mouse (the canvas lets plotly's drag
+  // layer below it receive the mouse; a click is a mouse-down and -up at the same place).
+  const projDiv = document.getElementById("proj");
+  const projTip = document.createElement("div"); projTip.className = "tip"; projDiv.parentNode.appendChild(projTip);
+  function hoverText(r) {
     const key = cellKey();
-    if (p.curveNumber === 0) { const r = projRows[p.pointNumber]; return `${esc(D.ex.id[r])}<br>${esc(D.labels[D.ex.y[r]])} · cluster ${clusters(key)[r]}`; }
-    const j = heldRows[p.pointNumber], pred = D.cells[key].held_pred;
+    if (r < N) return `${esc(D.ex.id[r])}<br>${esc(D.labels[D.ex.y[r]])} · cluster ${clusters(key)[r]}`;
+    const j = r - N, pred = D.cells[key].held_pred;
     return `${esc(D.held.id[j])} (${esc(D.held.split)})<br>gold ${esc(labelName(D.held.y[j]))} · nearest hull ${esc(labelName(pred[j]))}`;
   }
-  document.getElementById("proj").on("plotly_hover", ev => {
-    const p = ev.points.find(q => q.curveNumber === 0 || q.curveNumber === 2);
-    if (!p || !ev.event) { projTip.style.display = "none"; return; }
-    const box = projTip.parentNode.getBoundingClientRect();
-    projTip.innerHTML = hoverText(p); projTip.style.display = "block";
-    projTip.style.left = (ev.event.clientX - box.left + 12) + "px"; projTip.style.top = (ev.event.clientY - box.top + 8) + "px";
+  function local(ev) { const b = projDiv.getBoundingClientRect(); return [ev.clientX - b.left, ev.clientY - b.top]; }
+  projDiv.addEventListener("mousemove", ev => {
+    const [px, py] = local(ev);
+    let text = null;
+    if (projView) for (const [k, cx, cy] of projView.cent) {  // label centroids (drawn on top)
+      const [qx, qy] = toPixel(cx, cy); if (Math.hypot(qx - px, qy - py) <= 6) { text = "centroid of " + esc(D.labels[k]); break; }
+    }
+    const r = text === null ? hitPoint(px, py) : null;
+    if (r !== null) text = hoverText(r);
+    if (text === null) { projTip.style.display = "none"; return; }
+    projTip.innerHTML = text; projTip.style.display = "block";
+    projTip.style.left = (projDiv.offsetLeft + px + 12) + "px"; projTip.style.top = (projDiv.offsetTop + py + 8) + "px";
   });
-  document.getElementById("proj").on("plotly_unhover", () => { projTip.style.display = "none"; });
-  document.getElementById("proj").on("plotly_click", ev => {
-    const p = ev.points.find(q => q.curveNumber === 0 || q.curveNumber === 2); if (!p) return;
-    const r = p.curveNumber === 0 ? projRows[p.pointNumber] : N + heldRows[p.pointNumber];
-    select(`point ${ex(r).id}`, [r]);
-  });
-  window.tuneprobeExplorer = { state: S, data: D, render: render, distances: () => distView, rows: () => projRows, heldRows: () => heldRows };
+  projDiv.addEventListener("mouseleave", () => { projTip.style.display = "none"; });
+  let down = null;
+  projDiv.addEventListener("mousedown", ev => { down = local(ev); }, true);
+  window.addEventListener("mouseup", ev => {
+    if (!down) return; const [px, py] = local(ev), moved = Math.hypot(px - down[0], py - down[1]); down = null;
+    if (moved > 3) return;
+    const r = hitPoint(px, py); if (r !== null) select(`point ${ex(r).id}`, [r]);
+  }, true);  // capture: plotly's drag handler may stop the event before it bubbles up
+  projDiv.on("plotly_relayout", paintProjection);  // zoom, pan, reset, resize
+  projDiv.on("plotly_afterplot", paintProjection);
+  window.tuneprobeExplorer = { state: S, data: D, render: render, distances: () => distView, points: () => projView, toPixel: toPixel, ranges: () => axisRanges(cellKey()), rows: () => projRows, heldRows: () => heldRows };
 })();
