@@ -40,6 +40,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from tuneprobe.cli_options import CacheDirOption, DataDirOption, TaskOptionsOption
 from tuneprobe.directprobe.clustering import Clustering
 from tuneprobe.errors import DataFormatError, DataNotFoundError, UnknownNameError
 
@@ -380,15 +381,9 @@ def register(app: typer.Typer) -> None:
         corpus: Annotated[
             str | None, typer.Option(help="with TASK: corpus (default: the task's first)")
         ] = None,
-        data_dir: Annotated[
-            Path | None, typer.Option(help="corpora directory (default: $TUNEPROBE_DATA)")
-        ] = None,
-        cache_dir: Annotated[
-            Path | None, typer.Option(help="cache directory (default: $TUNEPROBE_CACHE)")
-        ] = None,
-        option: Annotated[
-            list[str] | None, typer.Option("--option", "-o", help="task option KEY=VALUE")
-        ] = None,
+        data_dir: DataDirOption = None,
+        cache_dir: CacheDirOption = None,
+        option: TaskOptionsOption = None,
         profile: Annotated[str, typer.Option(help="strict (default) | reference (PAPER.md 6.7)")] = "strict",
         min_cluster_size: Annotated[
             int | None,

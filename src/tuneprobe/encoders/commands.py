@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from tuneprobe.cli_options import CacheDirOption, CorpusOption, DataDirOption, TaskOptionsOption
 from tuneprobe.errors import UnknownNameError
 
 
@@ -91,7 +92,7 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--model", "-m", help="'default', a model directory or a hub id")
         ] = "default",
         split: Annotated[str, typer.Option("--split", "-s", help="split name")] = "train",
-        corpus: Annotated[str | None, typer.Option(help="corpus (default: the task's first)")] = None,
+        corpus: CorpusOption = None,
         layers: Annotated[str | None, typer.Option(help="'all' (default), '1-6', '0,3,6', '-1'")] = None,
         pooling: Annotated[str, typer.Option(help="subword->word pooling: mean|first|last")] = "mean",
         sentence_pooling: Annotated[str, typer.Option(help="sentence units: cls|mean")] = "cls",
@@ -100,15 +101,9 @@ def register(app: typer.Typer) -> None:
         max_length: Annotated[
             int | None, typer.Option(help="window length in tokens (default: the model's)")
         ] = None,
-        data_dir: Annotated[
-            Path | None, typer.Option(help="corpora directory (default: $TUNEPROBE_DATA)")
-        ] = None,
-        cache_dir: Annotated[
-            Path | None, typer.Option(help="cache directory (default: $TUNEPROBE_CACHE)")
-        ] = None,
-        option: Annotated[
-            list[str] | None, typer.Option("--option", "-o", help="task option KEY=VALUE")
-        ] = None,
+        data_dir: DataDirOption = None,
+        cache_dir: CacheDirOption = None,
+        option: TaskOptionsOption = None,
         out: Annotated[
             Path | None, typer.Option(help="export one layer as FILE.npy (+ .labels.txt, .ids.txt)")
         ] = None,

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from tuneprobe.cli_options import CorpusOption, DataDirOption, TaskOptionsOption
+
 
 def default_out(task: str, model: str, seed: int) -> Path:
     """``runs/finetune/<task>-<model>-seed<seed>`` with path-unsafe characters replaced."""
@@ -27,7 +29,7 @@ def register(app: typer.Typer) -> None:
         model: Annotated[
             str, typer.Option("--model", "-m", help="'default', a model directory or a hub id")
         ] = "default",
-        corpus: Annotated[str | None, typer.Option(help="corpus (default: the task's first)")] = None,
+        corpus: CorpusOption = None,
         out: Annotated[
             Path | None, typer.Option(help="run directory (default: runs/finetune/<task>-<model>-seed<seed>)")
         ] = None,
@@ -44,9 +46,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         max_steps: Annotated[int | None, typer.Option(help="total updates (overrides --epochs)")] = None,
         device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
-        data_dir: Annotated[
-            Path | None, typer.Option(help="corpora directory (default: $TUNEPROBE_DATA)")
-        ] = None,
+        data_dir: DataDirOption = None,
         weight_decay: Annotated[
             float, typer.Option(help="Adam L2 weight decay (paper: UNCONFIRMED, 0)")
         ] = 0.0,
@@ -62,9 +62,7 @@ def register(app: typer.Typer) -> None:
         keep_resume: Annotated[
             str, typer.Option(help="optimizer/RNG state in the 'last' snapshot only, or in 'all'")
         ] = "last",
-        option: Annotated[
-            list[str] | None, typer.Option("--option", "-o", help="task option KEY=VALUE")
-        ] = None,
+        option: TaskOptionsOption = None,
         resume: Annotated[bool, typer.Option(help="continue a matching run found in --out")] = True,
         overwrite: Annotated[bool, typer.Option(help="replace a different run found in --out")] = False,
         progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,

@@ -31,6 +31,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from tuneprobe.cli_options import CacheDirOption, CorpusOption, DataDirOption, TaskOptionsOption
 from tuneprobe.errors import DataFormatError, DataNotFoundError, UnknownNameError
 
 
@@ -184,16 +185,10 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--out", help="output directory (default: runs/probe/<task>-<model>...-l<layer>)"),
         ] = None,
-        corpus: Annotated[str | None, typer.Option(help="corpus (default: the task's first)")] = None,
-        data_dir: Annotated[
-            Path | None, typer.Option(help="corpora directory (default: $TUNEPROBE_DATA)")
-        ] = None,
-        cache_dir: Annotated[
-            Path | None, typer.Option(help="cache directory (default: $TUNEPROBE_CACHE)")
-        ] = None,
-        option: Annotated[
-            list[str] | None, typer.Option("--option", "-o", help="task option KEY=VALUE")
-        ] = None,
+        corpus: CorpusOption = None,
+        data_dir: DataDirOption = None,
+        cache_dir: CacheDirOption = None,
+        option: TaskOptionsOption = None,
         pooling: Annotated[str, typer.Option(help="subword->word pooling: mean|first|last")] = "mean",
         sentence_pooling: Annotated[str, typer.Option(help="sentence units: cls|mean")] = "cls",
         reps: Annotated[
