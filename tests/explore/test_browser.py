@@ -221,3 +221,40 @@ def test_explorer_in_headless_chromium(series, tmp_path):
             browser.close()
     assert errors == []
     assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+
+
+@pytest.mark.slow
+def test_umap_projection_in_the_selector(series, tmp_path):
+    pytest.importorskip(
+        "umap", reason="umap-learn is not installed (optional: pip install 'tuneprobe[umap]')"
+    )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed (pip install -e '.[dev]')")
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        _unavailable("no chromium browser (apt-get install -y --no-install-recommends chromium)")
+    html = tmp_path / "explorer.html"
+    html.write_text(build_page(payload(series, umap=True)), encoding="utf-8")
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"], timeout=120_000)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(html.resolve().as_uri(), wait_until="load")
+            page.wait_for_selector("#mapper svg .node")
+            assert "UMAP: umap-learn" in page.text_content("header .note")
+            pca = page.evaluate("() => Array.from(window.tuneprobeExplorer.points().x)")
+            page.select_option("#basis", "umap")
+            umap_x = page.evaluate("() => Array.from(window.tuneprobeExplorer.points().x)")
+            assert len(umap_x) == len(pca) == series.n and umap_x != pca
+            assert page.evaluate("() => window.tuneprobeExplorer.points().hx.length") == len(
+                series.held_out.y
+            )
+            page.fill("#step", "0")  # the slider moves the UMAP points too
+            assert page.evaluate("() => Array.from(window.tuneprobeExplorer.points().x)") != umap_x
+        finally:
+            browser.close()
+    assert errors == []

@@ -6,6 +6,7 @@ import base64
 import json
 
 import numpy as np
+import pytest
 
 from tuneprobe.explore.page import build_page, payload
 from tuneprobe.explore.views import MapperParams, held_out_predictions, mapper_graph, projections, shown_rows
@@ -110,3 +111,35 @@ def held_out_predictions_for(series, key, X):
 
     held = replace(series.held_out, X={key: np.asarray(X, dtype=np.float32)})
     return held_out_predictions(replace(series, held_out=held))[key]
+
+
+def test_umap_absent_means_pca_only_with_a_note(series, monkeypatch):
+    import tuneprobe.explore.page as page_mod
+
+    monkeypatch.setattr(page_mod, "umap_available", lambda: False)
+    data = payload(series, umap=True)
+    assert "not installed" in data["umap_note"]
+    assert all("umap" not in c and "held_umap" not in c for c in data["cells"].values())
+    assert "not computed" in payload(series)["umap_note"]
+
+
+@pytest.mark.slow
+def test_umap_projection_where_installed(series):
+    pytest.importorskip(
+        "umap", reason="umap-learn is not installed (optional: pip install 'tuneprobe[umap]')"
+    )
+    data = payload(series, umap=True, seed=3)
+    assert "UMAP: umap-learn" in data["umap_note"]
+    n, m = series.n, len(series.held_out.y)
+    for step, layer in series.cells:
+        c = data["cells"][f"{step}|{layer}"]
+        emb = _decode(c["umap"])
+        assert emb.shape == (n, 2) and np.isfinite(emb).all() and np.ptp(emb, axis=0).min() > 0
+        assert _decode(c["held_umap"]).shape == (m, 2)
+        assert len(c["cent_umap"]) == len(series.labels)
+        # the label clouds stay apart in the layout: each point is nearer its own label's centroid
+        cent = np.array(c["cent_umap"], dtype=float)
+        own = np.linalg.norm(emb - cent[series.y], axis=1)
+        other = np.min([np.linalg.norm(emb - cent[k], axis=1) for k in range(len(cent))], axis=0)
+        assert np.mean(own <= other + 1e-9) > 0.9
+    assert payload(series, umap=True, seed=3)["cells"] == data["cells"]  # seeded: the same page

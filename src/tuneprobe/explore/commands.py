@@ -54,6 +54,13 @@ def register(app: typer.Typer) -> None:
         cache_dir: Annotated[
             str | None, typer.Option(help="representation cache (default: the run's)")
         ] = None,
+        umap: Annotated[
+            bool,
+            typer.Option(
+                "--umap/--no-umap",
+                help="also a UMAP projection of every cell (needs umap-learn; ~6 s CPU per ps-role cell)",
+            ),
+        ] = False,
         serve_page: Annotated[
             bool, typer.Option("--serve", help="serve the page(s) on 127.0.0.1 at a free port until Ctrl-C")
         ] = False,
@@ -70,12 +77,19 @@ def register(app: typer.Typer) -> None:
         tasks = [task] if task else sorted({r["task"] for r in available(results_dir)})
         if out is not None and len(tasks) != 1:
             raise typer.BadParameter("--out needs --task when the results hold several tasks")
+        if umap:
+            from tuneprobe.explore.views import umap_available
+
+            if not umap_available():
+                typer.echo(
+                    "umap-learn is not installed: the page offers PCA only (pip install umap-learn)", err=True
+                )
         params = MapperParams(n_cubes=n_cubes, overlap=overlap, min_samples=min_samples, eps_scale=eps_scale)
         pages = []
         for t in tasks:
             series = load_series(results_dir, t, model, split, tuned_on, data_dir, cache_dir, log=log)
             path = out or Path(results_dir) / "explore" / f"{series.task}.html"
-            info = write_explorer(series, path, max_points, seed, params, log)
+            info = write_explorer(series, path, max_points, seed, params, log, umap)
             pages.append(info["path"])
             typer.echo(
                 f"{info['path']}  ({info['bytes'] / 1e6:.1f} MB, {info['n_points']} points, "

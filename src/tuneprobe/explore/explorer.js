@@ -47,13 +47,13 @@
   <div class="controls">
     <label>Snapshot (update) <input type="range" id="step" min="0" max="${D.steps.length - 1}" step="1" value="${S.si}"> <b id="step-label"></b></label>
     <label>Layer <select id="layer">${D.layers.map((l, i) => `<option value="${i}">${l}</option>`).join("")}</select></label>
-    <label>Projection <select id="basis"><option value="fixed">PCA, fixed basis across snapshots</option><option value="own">PCA of this snapshot</option></select></label>
+    <label>Projection <select id="basis"><option value="fixed">PCA, fixed basis across snapshots</option><option value="own">PCA of this snapshot</option>${D.cells[D.steps[0] + "|" + D.layers[0]].umap ? '<option value="umap">UMAP (PCA-initialised)</option>' : ""}</select></label>
     <label>Colour <select id="colorby"><option value="label">gold label</option><option value="cluster">DirectProbe cluster</option></select></label>
     <label>Search <input type="search" id="search" placeholder="a word"></label>
     ${H ? `<label><input type="checkbox" id="held" checked> ${esc(D.held.split)} examples (◇, nearest-hull predictions)</label>` : ""}
     <button id="clear">Clear selection</button>
   </div>
-  <div class="note">Showing ${esc(D.rule)}. Mapper: KeplerMapper over the fixed-basis PCA lens, ${D.mapper.n_cubes}×${D.mapper.n_cubes} cubes, overlap ${D.mapper.overlap}, DBSCAN (min_samples ${D.mapper.min_samples}, eps = median ${D.mapper.min_samples}-NN distance × ${D.mapper.eps_scale}).</div>
+  <div class="note">Showing ${esc(D.rule)}. Mapper: KeplerMapper over the fixed-basis PCA lens, ${D.mapper.n_cubes}×${D.mapper.n_cubes} cubes, overlap ${D.mapper.overlap}, DBSCAN (min_samples ${D.mapper.min_samples}, eps = median ${D.mapper.min_samples}-NN distance × ${D.mapper.eps_scale}). ${esc(D.umap_note || "")}</div>
   </header>
   <main>
     <div class="panel"><h2>Projection <span id="proj-info"></span></h2><div id="proj"></div></div>
@@ -75,7 +75,7 @@
 
   // Per-step work is kept small: decoded coordinates, colours and hover texts are cached (the same array
   // objects are handed to plotly again), x/y are typed-array gathers, and the axis ranges are fixed per layer
-  // in the fixed basis (over every snapshot) so that a step changes only the points, not the axes.
+  // in the fixed basis and for UMAP (over every snapshot) so that a step changes only the points, not the axes.
   let memo = {}, memoHidden = "";
   function remember(k, make) { if (!(k in memo)) memo[k] = make(); return memo[k]; }
   function hiddenKey() {  // the label filter's state; a new one drops the cached per-filter arrays
@@ -87,14 +87,14 @@
   function visibleRows(ys, n) { const out = []; for (let i = 0; i < n; i++) if (!S.hidden.has(ys[i])) out.push(i); return Int32Array.from(out); }
   function axisRanges(key) {
     const layer = D.layers[S.li];
-    const keys = S.basis === "fixed" ? D.steps.map(s => s + "|" + layer).filter(k => D.cells[k]) : [key];
+    const keys = S.basis !== "own" ? D.steps.map(s => s + "|" + layer).filter(k => D.cells[k]) : [key];
     return remember("range/" + S.basis + "/" + keys.join(";"), () => {
       let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
       const add = (x, y) => { if (x === null || y === null) return; x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); };
       for (const k of keys) {
-        const parts = [coords(k, S.basis)]; if (H && D.cells[k].held_fixed) parts.push(coords(k, "held_" + S.basis));
+        const parts = [coords(k, S.basis)]; if (H && D.cells[k]["held_" + S.basis]) parts.push(coords(k, "held_" + S.basis));
         for (const c of parts) for (let i = 0; i < c.x.length; i++) add(c.x[i], c.y[i]);
-        for (const p of D.cells[k][S.basis === "fixed" ? "cent_fixed" : "cent_own"]) add(p[0], p[1]);
+        for (const p of D.cells[k]["cent_" + S.basis]) add(p[0], p[1]);
       }
       const px = 0.04 * ((x1 - x0) || 1), py = 0.04 * ((y1 - y0) || 1);
       return { x: [x0 - px, x1 + px], y: [y0 - py, y1 + py] };
@@ -167,13 +167,13 @@
     const rows = projRows;
     const color = S.colorBy === "label" ? remember("lcol/" + hk, () => Array.from(rows, i => D.colors[D.ex.y[i]]))
       : remember("ccol/" + key + "/" + hk, () => Array.from(rows, i => clusterColor(cl[i])));
-    const showHeld = H && D.cells[key].held_fixed && document.getElementById("held").checked;
+    const showHeld = H && D.cells[key]["held_" + S.basis] && document.getElementById("held").checked;
     const hc = showHeld ? coords(key, "held_" + S.basis) : null;
     heldRows = showHeld ? remember("hrows/" + hk, () => visibleRows(D.held.y, H)) : new Int32Array(0);
     const hr = heldRows;
     const at = r => r < N ? [c.x[r], c.y[r]] : (hc ? [hc.x[r - N], hc.y[r - N]] : null);
     const sel = S.selection ? S.selection.rows.filter(r => !S.hidden.has(ex(r).y) && at(r)) : [];
-    const cent = D.cells[key][S.basis === "fixed" ? "cent_fixed" : "cent_own"];
+    const cent = D.cells[key]["cent_" + S.basis];
     const ci = []; for (let k = 0; k < L; k++) if (!S.hidden.has(k) && cent[k][0] !== null) ci.push(k);
     projView = { x: gather(c.x, rows), y: gather(c.y, rows), color: color,
       hx: showHeld ? gather(hc.x, hr) : new Float64Array(0), hy: showHeld ? gather(hc.y, hr) : new Float64Array(0),

@@ -29,6 +29,8 @@ from tuneprobe.explore.views import (
     mapper_graph,
     projections,
     shown_rows,
+    umap_available,
+    umap_projections,
 )
 
 #: categorical colours (Tableau 10 + 10 lighter ones), cycled for more labels
@@ -74,22 +76,42 @@ def payload(
     seed: int = 0,
     mapper: MapperParams = MapperParams(),
     log: Callable[[str], None] | None = None,
+    umap: bool = False,
 ) -> dict[str, Any]:
     """The JSON object the page embeds (module docstring). Runs with one BLAS/OpenMP thread: the
-    matrices are small (PCA of ``[n, d]``, many small DBSCAN fits) and extra threads only spin-wait."""
+    matrices are small (PCA of ``[n, d]``, many small DBSCAN fits) and extra threads only spin-wait.
+    umap: also a UMAP projection of every cell (:func:`tuneprobe.explore.views.umap_projections`) when
+    ``umap-learn`` is installed; without it the page says so and offers PCA only."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        return _payload(series, max_points, seed, mapper, log)
+        return _payload(series, max_points, seed, mapper, log, umap)
 
 
 def _payload(
-    series: Series, max_points: int, seed: int, mapper: MapperParams, log: Callable[[str], None] | None
+    series: Series,
+    max_points: int,
+    seed: int,
+    mapper: MapperParams,
+    log: Callable[[str], None] | None,
+    umap: bool = False,
 ) -> dict[str, Any]:
     rows = shown_rows(series, max_points, seed)
     h = series.held_out
     hrows = np.zeros(0, dtype=np.int64) if h is None else held_rows(h, max_points, seed)
     proj = projections(series, rows)
+    if umap and umap_available():
+        if log:
+            log(f"{series.task}: UMAP of {len(series.cells)} cells")
+        for k, v in umap_projections(series, rows, proj, seed).items():
+            proj[k].update(v)
+        umap_note = f"UMAP: umap-learn, n_neighbors 15, min_dist 0.1, seed {seed}, PCA-initialised."
+    elif umap:
+        umap_note = (
+            "UMAP was asked for but umap-learn is not installed (pip install 'tuneprobe[umap]'): PCA only."
+        )
+    else:
+        umap_note = "UMAP: not computed for this page (tuneprobe explore --umap, needs umap-learn)."
     held_pred = held_out_predictions(series)
     cells: dict[str, Any] = {}
     for (step, layer), sl in sorted(series.cells.items()):
@@ -116,6 +138,12 @@ def _payload(
                 held_own=_q16(p["held_own"][hrows]),
                 held_pred=held_pred[(step, layer)][hrows].tolist(),
             )
+        if "umap" in p:
+            cells[f"{step}|{layer}"].update(
+                umap=_q16(p["umap"]), cent_umap=[[_num(v) for v in r] for r in p["centroids_umap"]]
+            )
+            if "held_umap" in p:
+                cells[f"{step}|{layer}"]["held_umap"] = _q16(p["held_umap"][hrows])
         if log:
             log(f"{series.task}: step {step} layer {layer}: {len(g['nodes'])} Mapper nodes")
     used = sorted({int(series.sentence[i]) for i in rows})
@@ -148,6 +176,7 @@ def _payload(
         "steps": series.steps,
         "layers": series.layers,
         "rule": rule,
+        "umap_note": umap_note,
         "mapper": {
             "n_cubes": mapper.n_cubes,
             "overlap": mapper.overlap,
@@ -190,10 +219,11 @@ def write_explorer(
     seed: int = 0,
     mapper: MapperParams = MapperParams(),
     log: Callable[[str], None] | None = None,
+    umap: bool = False,
 ) -> dict[str, Any]:
     """Write the page of ``series`` to ``out``; returns ``{"path", "bytes", "seconds", "n_points"}``."""
     t0 = time.perf_counter()
-    data = payload(series, max_points, seed, mapper, log)
+    data = payload(series, max_points, seed, mapper, log, umap)
     text = build_page(data)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,11 @@ snapshot of that layer together, so that movement across snapshots is visible; t
 the one (snapshot, layer), its component signs aligned with the fixed basis (a sign flip is not movement).
 Label centroids (the DirectProbe cell's, over all fitted points) are projected with the same bases.
 
+UMAP (optional, ``umap-learn``: :func:`umap_projections`): per (snapshot, layer) a 2-D UMAP of the shown
+points (``random_state`` = the page seed, so a page is reproducible), initialised with the fixed-basis PCA
+coordinates (scaled to unit spread) so that successive snapshots start from the same layout; held-out points
+and label centroids are placed with the fitted model's ``transform``.
+
 Mapper (KeplerMapper, ``kmapper``). Lens: the fixed-basis projection (so the cover is the same region of
 the same plane at every snapshot of a layer); cover: ``n_cubes`` x ``n_cubes`` overlapping squares with
 ``overlap`` fractional overlap; clusterer: DBSCAN in the full representation space with ``min_samples``
@@ -92,6 +97,55 @@ def projections(series: Series, rows: np.ndarray) -> dict[tuple[int, int], dict[
                 H = np.asarray(series.held_out.X[k], dtype=np.float64)
                 out[k]["held_fixed"] = (H - f_mean) @ f_comp.T
                 out[k]["held_own"] = (H - o_mean) @ o_comp.T
+    return out
+
+
+def umap_available() -> bool:
+    """Whether ``umap-learn`` is installed (the explorer then offers a UMAP projection)."""
+    import importlib.util
+
+    return importlib.util.find_spec("umap") is not None
+
+
+def umap_projections(
+    series: Series,
+    rows: np.ndarray,
+    fixed: dict[tuple[int, int], dict[str, np.ndarray]],
+    seed: int = 0,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+) -> dict[tuple[int, int], dict[str, np.ndarray]]:
+    """``(step, layer) -> {"umap": float64 [len(rows), 2], "centroids_umap": float64 [n_labels, 2] (NaN rows
+    for labels without points), and "held_umap": float64 [m, 2] where the series has held-out points}``
+    (module docstring). ``fixed``: :func:`projections` of the same rows (the initial layouts)."""
+    import warnings
+
+    import umap
+
+    out: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    for k, sl in sorted(series.cells.items()):
+        X = np.asarray(sl.X[rows], dtype=np.float32)
+        init = fixed[k]["fixed"] - fixed[k]["fixed"].mean(axis=0)
+        init = init / (init.std() or 1.0)
+        reducer = umap.UMAP(
+            n_components=2,
+            n_neighbors=min(n_neighbors, len(X) - 1),
+            min_dist=min_dist,
+            random_state=seed,
+            init=init,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # n_jobs=1 forced by random_state; init array notes
+            emb = reducer.fit_transform(X)
+            C = np.asarray(sl.cell.centroids, dtype=np.float64)
+            ok = np.isfinite(C).all(axis=1)
+            cent = np.full((len(C), 2), np.nan)
+            if ok.any():
+                cent[ok] = reducer.transform(C[ok].astype(np.float32))
+            out[k] = {"umap": np.asarray(emb, dtype=np.float64), "centroids_umap": cent}
+            if series.held_out is not None and k in series.held_out.X:
+                H = np.asarray(series.held_out.X[k], dtype=np.float32)
+                out[k]["held_umap"] = np.asarray(reducer.transform(H), dtype=np.float64)
     return out
 
 
