@@ -40,7 +40,8 @@ def _listed(page) -> list[str]:
     return page.eval_on_selector_all("#details .ex", "els => els.map(e => e.dataset.id)")
 
 
-def test_explorer_in_headless_chromium(series, tmp_path):
+def _browser():
+    """(playwright's ``sync_playwright``, the chromium executable), or skip/fail (:func:`_unavailable`)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -48,6 +49,11 @@ def test_explorer_in_headless_chromium(series, tmp_path):
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if not exe:
         _unavailable("no chromium browser (apt-get install -y --no-install-recommends chromium)")
+    return sync_playwright, exe
+
+
+def test_explorer_in_headless_chromium(series, tmp_path):
+    sync_playwright, exe = _browser()
     data = payload(series)
     html = tmp_path / "explorer.html"
     html.write_text(build_page(data), encoding="utf-8")
@@ -228,13 +234,7 @@ def test_umap_projection_in_the_selector(series, tmp_path):
     pytest.importorskip(
         "umap", reason="umap-learn is not installed (optional: pip install 'tuneprobe[umap]')"
     )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e '.[dev]')")
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not exe:
-        _unavailable("no chromium browser (apt-get install -y --no-install-recommends chromium)")
+    sync_playwright, exe = _browser()
     html = tmp_path / "explorer.html"
     html.write_text(build_page(payload(series, umap=True)), encoding="utf-8")
     errors: list[str] = []
