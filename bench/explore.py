@@ -26,6 +26,7 @@ Usage::
     python bench/explore.py --synthetic [--keep /tmp/explore-synthetic.html]
     python bench/explore.py --results results/psrole-explorer --task ps-role
     python bench/explore.py --page results/psrole-explorer/explore/ps-role.html [--layer 6] [--steps 30]
+        [--basis umap] [--cold]
 """
 
 from __future__ import annotations
@@ -159,8 +160,10 @@ def build_results(results: str, task: str, out: Path) -> dict:
     return {"explore_wall_s": wall, "explore_cpu_s": cpu}
 
 
-STEP_JS = """async ([n, warm, layer]) => {
+STEP_JS = """async ([n, warm, layer, basis]) => {
   const E = window.tuneprobeExplorer, S = E.state, D = E.data, el = document.getElementById('step');
+  if (basis !== null) { const b = document.getElementById('basis');
+    b.value = basis; b.dispatchEvent(new Event('change')); }
   if (layer !== null) { const ls = document.getElementById('layer');
     ls.value = String(D.layers.indexOf(layer)); ls.dispatchEvent(new Event('change')); }
   const frame = () => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
@@ -178,11 +181,18 @@ STEP_JS = """async ([n, warm, layer]) => {
     times.push(performance.now() - t0);
     sync.push(S.timings.slice(before));
   }
-  return { times: times, sync: sync, layer: D.layers[S.li], n_snapshots: m };
+  return { times: times, sync: sync, layer: D.layers[S.li], basis: S.basis, n_snapshots: m };
 }"""
 
 
-def measure(page_path: Path, steps: int, layer: int | None, warm: bool, screenshot: Path | None) -> dict:
+def measure(
+    page_path: Path,
+    steps: int,
+    layer: int | None,
+    warm: bool,
+    screenshot: Path | None,
+    basis: str | None = None,
+) -> dict:
     """Open the page in headless Chromium and time ``steps`` slider steps (module docstring)."""
     from playwright.sync_api import sync_playwright
 
@@ -199,7 +209,7 @@ def measure(page_path: Path, steps: int, layer: int | None, warm: bool, screensh
             page.goto(page_path.resolve().as_uri(), wait_until="load")
             page.wait_for_selector("#mapper svg .node")
             load_s = time.perf_counter() - t0
-            res = page.evaluate(STEP_JS, [steps, warm, layer])
+            res = page.evaluate(STEP_JS, [steps, warm, layer, basis])
             if screenshot:
                 page.screenshot(path=str(screenshot))
         finally:
@@ -213,6 +223,7 @@ def measure(page_path: Path, steps: int, layer: int | None, warm: bool, screensh
     return {
         "load_s": load_s,
         "layer": res["layer"],
+        "basis": res["basis"],
         "n_snapshots": res["n_snapshots"],
         "step_ms": res["times"],
         "median_ms": statistics.median(res["times"]),
@@ -234,6 +245,7 @@ def main() -> None:
     )
     ap.add_argument("--steps", type=int, default=22, help="timed slider steps (>= 20)")
     ap.add_argument("--layer", type=int, default=None, help="layer to step through (default: the page's)")
+    ap.add_argument("--basis", choices=["fixed", "own", "umap"], help="projection (default: the page's)")
     ap.add_argument("--cold", action="store_true", help="no warm-up pass (first visits decode data)")
     ap.add_argument("--json", type=Path, default=OUT / "explore.json")
     a = ap.parse_args()
@@ -250,14 +262,17 @@ def main() -> None:
         report["build"] = build_results(a.results, a.task, page)
     report["page"] = str(page)
     report["bytes"] = page.stat().st_size
-    report["browser"] = measure(page, a.steps, a.layer, not a.cold, OUT / "explore-screenshot.png")
+    report["browser"] = measure(page, a.steps, a.layer, not a.cold, OUT / "explore-screenshot.png", a.basis)
     report["load_average"] = os.getloadavg()
     a.json.write_text(json.dumps(report, indent=1))
     b = report["browser"]
     print(f"page: {page}  {report['bytes'] / 1e6:.1f} MB ({report['bytes']:,} bytes)")
     for k, v in report.get("build", {}).items():
         print(f"build {k}: {v:.1f}" if isinstance(v, float) else f"build {k}: {v}")
-    print(f"opened in {b['load_s']:.1f} s; layer {b['layer']}, {b['n_snapshots']} snapshots")
+    print(
+        f"opened in {b['load_s']:.1f} s; layer {b['layer']}, {b['basis']} projection, "
+        f"{b['n_snapshots']} snapshots"
+    )
     print(
         f"slider step ({len(b['step_ms'])} steps, until the next frame): median {b['median_ms']:.1f} ms, "
         f"max {b['max_ms']:.1f} ms"
