@@ -379,6 +379,29 @@
     select(`Mapper node ${n} (update ${D.steps[S.si]}, layer ${D.layers[S.li]})`, D.cells[key].nodes[n].slice(), n);
   });
   render();
+  // Prewarm: decode every snapshot of the shown layer (coordinates in the current basis and the fixed one,
+  // held-out points, clusters) in idle time, one snapshot per idle slot, so that the first visit of a
+  // snapshot costs what a later one does. Restarted when the layer or the basis changes.
+  let warmGen = 0;
+  const idle = window.requestIdleCallback || (f => setTimeout(f, 1));
+  function prewarm() {
+    const gen = ++warmGen, li = S.li, basis = S.basis;
+    let si = 0;
+    function next() {
+      if (gen !== warmGen || si >= D.steps.length) return;
+      const key = D.steps[si++] + "|" + D.layers[li];
+      if (D.cells[key]) {
+        for (const b of new Set([basis, "fixed"])) if (D.cells[key][b]) coords(key, b);
+        if (H && D.cells[key]["held_" + basis]) coords(key, "held_" + basis);
+        clusters(key);
+      }
+      idle(next);
+    }
+    idle(next);
+  }
+  document.getElementById("layer").addEventListener("change", prewarm);
+  document.getElementById("basis").addEventListener("change", prewarm);
+  prewarm();
   // Hover and click on points: nearest shown point within 6 px of the mouse (the canvas lets plotly's drag
   // layer below it receive the mouse; a click is a mouse-down and -up at the same place).
   const projDiv = document.getElementById("proj");
