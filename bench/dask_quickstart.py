@@ -106,6 +106,7 @@ def main() -> None:
     root = args.keep or Path(tempfile.mkdtemp(prefix="tp-dask-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     config = args.config.resolve()
+    load_before = os.getloadavg()
     sides = {}
     for name in args.order.split(","):
         sides[name] = run_side(name, config, root, args.threads, args.workers)
@@ -116,7 +117,8 @@ def main() -> None:
         "workers": args.workers,
         "threads": args.threads,
         "cpus": os.cpu_count(),
-        "load_before": os.getloadavg(),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
         "sides": sides,
         "tables": cmp,
         "speedup_wall": speedup,
