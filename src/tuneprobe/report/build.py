@@ -173,6 +173,41 @@ def _explorer_links(df: pd.DataFrame, results_dir: Path, out: Path) -> list[str]
     return items
 
 
+def _recorded_compute(results_dir: Path) -> str:
+    """The compute the run's jobs recorded (``jobs/<id>.json``: ``seconds``, ``cpu_seconds``), summed over
+    the jobs of its plan (``plan.json``; every job file when there is none) and per job kind, so a grid
+    that was interrupted and resumed over several invocations still shows its whole cost. "" when no job
+    recorded a time."""
+    ids: set[str] | None = None
+    try:
+        plan = json.loads((results_dir / "plan.json").read_text(encoding="utf-8"))
+        ids = {str(j["id"]) for j in plan["jobs"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        ids = None
+    wall: dict[str, float] = {}
+    cpu = 0.0
+    n = 0
+    for path in sorted((results_dir / "jobs").glob("*.json")):
+        if ids is not None and path.stem not in ids:
+            continue
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+            seconds = float(rec["seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        kind = str(rec.get("kind", "?"))
+        wall[kind] = wall.get(kind, 0.0) + seconds
+        cpu += float(rec.get("cpu_seconds") or 0.0)
+        n += 1
+    if not n:
+        return ""
+    per_kind = ", ".join(f"{k} {v:,.0f} s" for k, v in sorted(wall.items(), key=lambda kv: -kv[1]))
+    return (
+        f"Compute recorded by the jobs (all invocations): {n} jobs, {sum(wall.values()):,.0f} s wall "
+        f"({sum(wall.values()) / 3600:.2f} h), {cpu:,.0f} s CPU; by kind: {per_kind}"
+    )
+
+
 def _run_configuration(results_dir: Path) -> list[Block]:
     """The run's configuration (every deviation from the paper's schedule is documented there): the config
     TOML and environment recorded in ``run.json`` by the runner, else any ``*.toml`` beside the table."""
@@ -197,6 +232,9 @@ def _run_configuration(results_dir: Path) -> list[Block]:
             f"Last invocation: {inv.get('started')} to {inv.get('finished', '?')} "
             f"({inv.get('executed', '?')} jobs run, {inv.get('skipped', '?')} reused)"
         )
+    compute = _recorded_compute(results_dir)
+    if compute:
+        facts.append(compute)
     texts = [("config", cfg["toml"])] if isinstance(cfg.get("toml"), str) else []
     if not texts:
         texts = [(p.name, p.read_text(encoding="utf-8")) for p in sorted(results_dir.glob("*.toml"))]
