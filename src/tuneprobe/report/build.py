@@ -173,32 +173,19 @@ def _explorer_links(df: pd.DataFrame, results_dir: Path, out: Path) -> list[str]
     return items
 
 
-def _recorded_compute(results_dir: Path) -> str:
-    """The compute the run's jobs recorded (``jobs/<id>.json``: ``seconds``, ``cpu_seconds``), summed over
-    the jobs of its plan (``plan.json``; every job file when there is none) and per job kind, so a grid
-    that was interrupted and resumed over several invocations still shows its whole cost. "" when no job
-    recorded a time."""
-    ids: set[str] | None = None
+def _recorded_compute(info: dict) -> str:
+    """The compute the run's jobs recorded, from ``run.json``'s ``seconds_by_kind`` (the runner sums every
+    job of the plan there, whichever invocation ran it), so a grid that was interrupted and resumed still
+    shows its whole cost. "" when the run recorded none."""
+    by_kind = info.get("seconds_by_kind")
+    if not isinstance(by_kind, dict):
+        return ""
     try:
-        plan = json.loads((results_dir / "plan.json").read_text(encoding="utf-8"))
-        ids = {str(j["id"]) for j in plan["jobs"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        ids = None
-    wall: dict[str, float] = {}
-    cpu = 0.0
-    n = 0
-    for path in sorted((results_dir / "jobs").glob("*.json")):
-        if ids is not None and path.stem not in ids:
-            continue
-        try:
-            rec = json.loads(path.read_text(encoding="utf-8"))
-            seconds = float(rec["seconds"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        kind = str(rec.get("kind", "?"))
-        wall[kind] = wall.get(kind, 0.0) + seconds
-        cpu += float(rec.get("cpu_seconds") or 0.0)
-        n += 1
+        wall = {str(k): float(v["seconds"]) for k, v in by_kind.items()}
+        cpu = sum(float(v.get("cpu_seconds", 0.0)) for v in by_kind.values())
+        n = sum(int(v.get("jobs", 0)) for v in by_kind.values())
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return ""
     if not n:
         return ""
     per_kind = ", ".join(f"{k} {v:,.0f} s" for k, v in sorted(wall.items(), key=lambda kv: -kv[1]))
@@ -232,7 +219,7 @@ def _run_configuration(results_dir: Path) -> list[Block]:
             f"Last invocation: {inv.get('started')} to {inv.get('finished', '?')} "
             f"({inv.get('executed', '?')} jobs run, {inv.get('skipped', '?')} reused)"
         )
-    compute = _recorded_compute(results_dir)
+    compute = _recorded_compute(info)
     if compute:
         facts.append(compute)
     texts = [("config", cfg["toml"])] if isinstance(cfg.get("toml"), str) else []
