@@ -67,9 +67,10 @@ def child(args: argparse.Namespace) -> None:
     X = np.load(args.x_file, mmap_mode="r")
     y = np.load(args.y_file)
     t0, c0 = time.perf_counter(), time.process_time()
-    cl = DirectProbe(progress=args.progress).fit(np.asarray(X), y)
+    cl = DirectProbe(progress=args.progress, max_seconds=args.max_seconds).fit(np.asarray(X), y)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     st = cl.stats
+    per_label = np.bincount(cl.cluster_labels)
     out: dict[str, Any] = {
         "n": int(y.size),
         "wall_s": round(wall, 2),
@@ -78,7 +79,14 @@ def child(args: argparse.Namespace) -> None:
         "n_clusters": cl.n_clusters,
         "n_labels": cl.n_labels,
         "k_star": st.get("k_star"),
+        "finished": cl.finished,
+        "stopped_in": st.get("stopped_in"),
+        "pairs_left": st.get("pairs_left"),
+        # every pair of same-label clusters is popped and rejected by G: each needs its own overlap proof
+        "same_label_cluster_pairs": int((per_label * (per_label - 1) // 2).sum()),
+        "clusters_largest_label": int(per_label.max()) if per_label.size else 0,
         "forward_pops": st.get("forward_pops"),
+        "forward_accepted": st.get("forward_accepted"),
         "forward_rejected": st.get("forward_rejected"),
         "forward_start_clusters": st.get("forward_start_clusters"),
         "label_pairs_certified": st.get("label_pairs_certified"),
@@ -145,6 +153,14 @@ def main() -> None:
     ap.add_argument("--labels", help=".npz with y, with --vectors")
     ap.add_argument("--out", help="write the results as JSON here")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument(
+        "--budget",
+        action="store_true",
+        help="give each fit its time limit as DirectProbe(max_seconds=...) (minus 30 s), so that it stops "
+        "cleanly and reports the phase it was in and the same-label pairs left; the limit + 15 min stays "
+        "as a hard kill for an LP that overruns",
+    )
+    ap.add_argument("--max-seconds", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--x-file", help=argparse.SUPPRESS)
     ap.add_argument("--y-file", help=argparse.SUPPRESS)
@@ -169,6 +185,9 @@ def main() -> None:
                 log = Path(args.out).with_name(f"{Path(args.out).stem}_N{n}.log")
             t0 = time.perf_counter()
             limit = args.timeouts[args.sizes.index(n)] if args.timeouts else args.timeout
+            if args.budget:
+                cmd += ["--max-seconds", str(max(1.0, limit - 30))]
+                limit += 900
             res = run_child(cmd, log, limit, int(rows.size))
             res["elapsed_s"] = round(time.perf_counter() - t0, 1)
             res["loadavg_1m"] = round(os.getloadavg()[0], 1)
@@ -178,14 +197,15 @@ def main() -> None:
             yf.unlink()
             if args.out:
                 Path(args.out).write_text(json.dumps(results, indent=1))
-    print(f"\n{'N':>8} {'wall s':>9} {'cpu s':>9} {'peak RSS MB':>12} {'clusters':>9} {'k*':>8}")
+    print(f"\n{'N':>8} {'wall s':>9} {'cpu s':>9} {'peak RSS MB':>12} {'clusters':>9} {'k*':>8}  finished")
     for r in results:
         if "error" in r:
             print(f"{r['n']:>8} {'-':>9} {'-':>9} {'-':>12} {'-':>9} {'-':>8}  {r['error'][:80]}")
         else:
             print(
                 f"{r['n']:>8} {r['wall_s']:>9} {r['cpu_s']:>9} {r['maxrss_mb']:>12} {r['n_clusters']:>9} "
-                f"{str(r['k_star']):>8}"
+                f"{str(r['k_star']):>8}  "
+                + ("yes" if r["finished"] else f"no: in {r['stopped_in']}, {r['pairs_left']} pairs left")
             )
 
 

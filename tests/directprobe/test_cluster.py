@@ -277,3 +277,87 @@ def test_duplicate_groups_and_replay() -> None:
     root = replay(5, np.array([0, 1, 0]), np.array([2, 3, 1]), 2)
     np.testing.assert_array_equal(root, [0, 1, 0, 1, 4])
     np.testing.assert_array_equal(replay(5, np.array([0, 1, 0]), np.array([2, 3, 1]), 3), [0, 0, 0, 0, 4])
+
+
+def _stop_at(monkeypatch: pytest.MonkeyPatch, phase: str, after: int) -> None:
+    """Make the fit's budget run out at the ``after``-th budget point reached in ``phase``."""
+    from tuneprobe.directprobe import _engine
+
+    calls = {"n": 0}
+
+    def budget(self: _engine.Engine) -> None:
+        if self.phase == phase:
+            calls["n"] += 1
+            if calls["n"] >= after:
+                raise _engine.BudgetExceeded(self.phase)
+
+    monkeypatch.setattr(_engine.Engine, "_budget", budget)
+
+
+@pytest.mark.parametrize(("phase", "after"), [("end_check", 1), ("search", 2), ("forward", 6)])
+def test_budget_returns_a_clean_partition_that_g_coarsens(
+    phase: str, after: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fit that runs out of budget stops with finished=False and the phase it was in; its partition is
+    label-pure, every pair of different-label clusters is LP-separable, and the finished fit's partition
+    coarsens it (every unfinished cluster lies inside one final cluster)."""
+    X, y = _data(5, 60, 3, 3, 0.6)
+    full = DirectProbe(progress=False).fit(X, y)
+    assert full.finished and full.stats["finished"] is True
+    _stop_at(monkeypatch, phase, after)
+    cl = DirectProbe(progress=False).fit(X, y)
+    assert not cl.finished and not cl.is_linear
+    assert cl.stats["finished"] is False and cl.stats["stopped_in"] == phase
+    assert full.n_clusters < cl.n_clusters <= y.size
+    for k in range(cl.n_clusters):
+        m = cl.members(k)
+        assert (y[m] == cl.cluster_labels[k]).all()
+        assert np.unique(full.assignment[m]).size == 1
+    for a in range(cl.n_clusters):
+        for b in range(a + 1, cl.n_clusters):
+            if cl.cluster_labels[a] != cl.cluster_labels[b]:
+                assert _lp_separable(X[cl.members(a)], X[cl.members(b)])
+    if phase == "forward":
+        # undecided same-label pairs: at least the one being checked, at most every same-label pair
+        per_label = np.bincount(cl.cluster_labels)
+        assert 1 <= cl.stats["pairs_left"] <= int((per_label * (per_label - 1) // 2).sum())
+        assert cl.stats["forward_pops"] == cl.stats["forward_accepted"] + cl.stats["forward_rejected"]
+    elif phase == "end_check":
+        assert cl.n_clusters == y.size  # nothing checked yet: singletons
+
+
+def test_budget_pairs_left_counts_undecided_pairs_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``pairs_left`` equals a direct enumeration of the stopped queues: every pair of active same-label slots
+    that is not recorded as rejected against the slot's current cluster."""
+    from tuneprobe.directprobe import _engine
+
+    X, y = _data(5, 60, 3, 3, 0.6)
+    seen: dict[str, int] = {}
+    orig = _engine.Engine.run
+
+    def run(self: _engine.Engine) -> np.ndarray:
+        root = orig(self)
+        if not self.stats["finished"]:
+            left = 0
+            for q in self.queues.values():
+                act = np.flatnonzero(q.active)
+                for a in range(act.size):
+                    for b in range(a + 1, act.size):
+                        i, j = int(act[a]), int(act[b])
+                        left += (j, int(q.gen[j])) not in q.rejected.get(i, set())
+            seen["left"] = left
+        return root
+
+    monkeypatch.setattr(_engine.Engine, "run", run)
+    _stop_at(monkeypatch, "forward", 10)
+    cl = DirectProbe(progress=False).fit(X, y)
+    assert cl.stats["pairs_left"] == seen["left"] > 0
+
+
+def test_max_seconds_validation_and_real_deadline() -> None:
+    with pytest.raises(ValueError, match="max_seconds"):
+        DirectProbe(max_seconds=0)
+    X, y = _data(5, 60, 3, 3, 0.6)
+    cl = DirectProbe(progress=False, max_seconds=1e-9).fit(X, y)  # already past at the first budget point
+    assert not cl.finished and cl.stats["stopped_in"] == "end_check" and cl.n_clusters == y.size
+    assert DirectProbe(progress=False, max_seconds=3600).fit(X, y).finished

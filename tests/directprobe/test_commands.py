@@ -240,3 +240,29 @@ def test_with_real_directprobe(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     s = json.loads((out / "summary.json").read_text())
     assert s["n_clusters"] == 3 and s["is_linear"] is True
+
+
+def test_max_seconds_marks_an_unfinished_clustering(tmp_path: Path) -> None:
+    """Overlapping labels with a budget that is over at once: the run still writes every file, from the clean
+    partition it had (singletons), says so on stderr, and summary.json says finished=false and where it
+    stopped."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 3)).astype(np.float32)
+    xp = tmp_path / "x.npy"
+    np.save(xp, X)
+    (tmp_path / "x.labels.txt").write_text("".join(f"{'ab'[i % 2]}\n" for i in range(40)), encoding="utf-8")
+    out = tmp_path / "o"
+    args = ["directprobe", "--reps", str(xp), "--out", str(out), "--no-progress", "--max-seconds"]
+    res = runner.invoke(app, [*args, "1e-9"])
+    assert res.exit_code == 0, res.output
+    assert "ran out of its 1e-09 s budget in phase 'end_check'" in res.stderr
+    s = json.loads((out / "summary.json").read_text())
+    assert s["finished"] is False and s["is_linear"] is False and s["stopped_in"] == "end_check"
+    assert s["n_clusters"] == 40 and s["max_seconds"] == 1e-9
+    assert len((out / "clusters.txt").read_text().split()) == 40
+    res = runner.invoke(app, [*args, "3600"])
+    assert res.exit_code == 0 and "budget" not in res.stderr
+    s = json.loads((out / "summary.json").read_text())
+    assert s["finished"] is True and "stopped_in" not in s and s["n_clusters"] < 40
+    res = runner.invoke(app, [*args, "0"])
+    assert res.exit_code != 0 and "must be positive" in res.output

@@ -254,6 +254,15 @@ class LabelQueue:
         nmd, nj = self._nearest_above(i)
         self._set(i, nmd, nj)
 
+    def pairs_left(self) -> int:
+        """Same-label pairs of active clusters not yet rejected (each still to be popped and checked)."""
+        k = self.n_active
+        done = 0
+        for i, rej in self.rejected.items():
+            if self.active[i]:
+                done += sum(1 for j, g in rej if self.active[j] and self.gen[j] == g)
+        return k * (k - 1) // 2 - done
+
     def reject(self, i: int, j: int) -> None:
         """Discard the pair (i, j) (i < j) for good; it is not offered again while both are unchanged."""
         self.rejected.setdefault(i, set()).add((j, int(self.gen[j])))

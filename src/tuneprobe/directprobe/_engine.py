@@ -48,6 +48,10 @@ _WITNESS_ROWS = 20_000_000
 """Most row indices kept in overlap witnesses during G (160 MB)."""
 
 
+class BudgetExceeded(Exception):
+    """The fit's ``max_seconds`` ran out; ``args[0]`` is the phase it was in."""
+
+
 class SearchMismatch(Exception):
     """The shortcut's preconditions failed (ordering or oracle inconsistency); G is rerun from scratch."""
 
@@ -188,7 +192,13 @@ class Engine:
     """One fit: X float64 ``[n, d]``, y int64 ``[n]``, gid int64 ``[n]`` (duplicate groups)."""
 
     def __init__(
-        self, X: np.ndarray, y: np.ndarray, gid: np.ndarray, opts: DirectProbe, stats: dict[str, Any]
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        gid: np.ndarray,
+        opts: DirectProbe,
+        stats: dict[str, Any],
+        deadline: float | None = None,
     ):
         self.X = X
         self.y = y
@@ -201,6 +211,10 @@ class Engine:
         self.Xw = whiten(X)
         self.oracle = Oracle(self.Xw, gid)
         self._uid = 0
+        # time budget (``time.perf_counter()`` deadline) and the finest-known clean partition to fall back on
+        self.deadline = deadline
+        self.phase = "end_check"
+        self.partial = np.arange(self.n, dtype=np.int64)
 
     def _bar(self, total: int | None, desc: str) -> Any:
         from tqdm.auto import tqdm
@@ -211,9 +225,36 @@ class Engine:
         tm = self.stats.setdefault("seconds_detail", {})
         tm[key] = round(tm.get(key, 0.0) + time.perf_counter() - t0, 4)
 
+    def _budget(self) -> None:
+        """Raise :class:`BudgetExceeded` once the deadline has passed (called between units of work: LPs,
+        state checks, merges)."""
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise BudgetExceeded(self.phase)
+
     # ------------------------------------------------------------------------------------ top level
     def run(self) -> np.ndarray:
-        """Root (smallest member) ``[n]`` of every point's final cluster."""
+        """Root (smallest member) ``[n]`` of every point's final cluster.
+
+        With a deadline, a run that reaches it stops between two units of work and returns the finest clean
+        partition it knows instead: the current state of G, else the last clean state of the search, else
+        singletons. It is label-pure and overlap-free, and G's result would coarsen it. ``stats`` then holds
+        ``finished=False``, ``stopped_in`` (``end_check``, ``unchecked``, ``search``, ``label_pairs`` or
+        ``forward``) and, from G, ``pairs_left``: same-label cluster pairs not yet decided, each of which a
+        finished run would still pop and check (a lower bound on the checks left).
+        """
+        try:
+            root = self._run()
+        except BudgetExceeded:
+            self.stats["finished"] = False
+            self.stats["stopped_in"] = self.phase
+            if self.phase == "forward":
+                self.stats["pairs_left"] = int(sum(q.pairs_left() for q in self.queues.values()))
+                return self.cl_of.copy()
+            return self.partial.copy()
+        self.stats["finished"] = True
+        return root
+
+    def _run(self) -> np.ndarray:
         n = self.n
         if n == 0:
             return np.zeros(0, dtype=np.int64)
@@ -236,6 +277,7 @@ class Engine:
             return label_root
         # 2. the unchecked run U
         t0 = time.perf_counter()
+        self.phase = "unchecked"
         log_a, log_b = self.unchecked_run()
         m = int(log_a.size)
         self.stats["seconds_unchecked"] = round(time.perf_counter() - t0, 4)
@@ -243,6 +285,7 @@ class Engine:
         # 3. first overlapping state: gallop from the clean state 0, then bisect; each check relative to the
         # last clean
         t0 = time.perf_counter()
+        self.phase = "search"
         lo, lo_root, hi = 0, singletons, m
         checks: list[tuple[int, bool]] = []
         step = 1
@@ -256,6 +299,7 @@ class Engine:
                 bar.set_postfix(clean=lo, overlap=hi if hi < m else "?", checked=cand)
                 if clean:
                     lo, lo_root = cand, r
+                    self.partial = r
                     step *= 2
                 else:
                     hi = cand
@@ -267,6 +311,7 @@ class Engine:
                 checks.append((mid, clean))
                 if clean:
                     lo, lo_root = mid, r
+                    self.partial = r
                 else:
                     hi = mid
                 bar.update(1)
@@ -310,6 +355,8 @@ class Engine:
                 q.merge(i, j)
                 log_a[t], log_b[t] = ga, gb
                 t += 1
+                if t % 256 == 0:
+                    self._budget()
                 bar.update(1)
                 h = q.head()
                 if h is not None:
@@ -395,6 +442,7 @@ class Engine:
             return True
         members = np.split(order, starts[1:])
         involved = np.unique(np.r_[Pi, Pj])
+        self._budget()
         if 2 < involved.size <= self.opts.multiclass_max_classes:
             t0 = time.perf_counter()
             pos = np.full(K, -1)
@@ -411,6 +459,7 @@ class Engine:
         t0 = time.perf_counter()
         try:
             for t in np.argsort(score, kind="stable").tolist():
+                self._budget()
                 ok1, _ = self.oracle.pair(members[int(Pi[t])], members[int(Pj[t])])
                 if not ok1:
                     return False
@@ -454,6 +503,7 @@ class Engine:
             st["multiclass"] += int(np.triu(mok, 1).sum())
             ok |= mok
         for a, b in zip(*np.nonzero(np.triu(~ok, 1)), strict=True):
+            self._budget()
             A = X[self.label_rows[int(self.labels[a])]]
             B = X[self.label_rows[int(self.labels[b])]]
             if gilbert_certificate(A, B) is not None:
@@ -516,7 +566,10 @@ class Engine:
         n_start = int(self.act.sum())
         # label pairs whose whole point sets are certified separable: their clusters never need a check
         t0 = time.perf_counter()
+        self.partial = root
+        self.phase = "label_pairs"
         self.label_ok = self.label_certificates()
+        self.phase = "forward"
         self.lab_pos = {int(lab): k for k, lab in enumerate(self.labels.tolist())}
         self.lab_of_slot = np.searchsorted(self.labels, self.y)
         self._tick("forward_label_pairs", t0)
@@ -547,41 +600,44 @@ class Engine:
         pops = accepted = rejected = 0
         first = True
         with self._bar(None, "checked merges") as bar:
-            while heap:
-                d2, ga, gb, lab = heapq.heappop(heap)
-                q = queues[lab]
-                h = q.head()
-                if h is None:
-                    continue
-                i, j = h[1], h[2]
-                if (int(q.idx[i]), int(q.idx[j]), h[0]) != (ga, gb, d2):
-                    continue  # outdated entry; the label's current head is in the heap too
-                if legacy and pops >= n_start:
-                    break
-                pops += 1
-                ok = self._check_merge(lab, q, i, j)
-                if first and expect_first_rejected is not None:
-                    first = False
-                    if (ga, gb) != expect_first_rejected:
-                        raise SearchMismatch(
-                            f"G popped {(ga, gb)} first, U's merge k* is {expect_first_rejected}"
-                        )
+            try:
+                while heap:
+                    self._budget()
+                    d2, ga, gb, lab = heapq.heappop(heap)
+                    q = queues[lab]
+                    h = q.head()
+                    if h is None:
+                        continue
+                    i, j = h[1], h[2]
+                    if (int(q.idx[i]), int(q.idx[j]), h[0]) != (ga, gb, d2):
+                        continue  # outdated entry; the label's current head is in the heap too
+                    if legacy and pops >= n_start:
+                        break
+                    pops += 1
+                    ok = self._check_merge(lab, q, i, j)
+                    if first and expect_first_rejected is not None:
+                        first = False
+                        if (ga, gb) != expect_first_rejected:
+                            raise SearchMismatch(
+                                f"G popped {(ga, gb)} first, U's merge k* is {expect_first_rejected}"
+                            )
+                        if ok:
+                            raise SearchMismatch(f"U's merge k* {(ga, gb)} was accepted by G")
                     if ok:
-                        raise SearchMismatch(f"U's merge k* {(ga, gb)} was accepted by G")
-                if ok:
-                    accepted += 1
-                    self._accept(q, i, j)
-                else:
-                    rejected += 1
-                    q.reject(i, j)
-                bar.update(1)
-                if pops % 64 == 0:
-                    bar.set_postfix(clusters=n_start - accepted, rejected=rejected, refresh=False)
-                push(lab)
-        self.stats["forward_pops"] = pops
-        self.stats["forward_accepted"] = accepted
-        self.stats["forward_rejected"] = rejected
-        self.stats["forward_start_clusters"] = n_start
+                        accepted += 1
+                        self._accept(q, i, j)
+                    else:
+                        rejected += 1
+                        q.reject(i, j)
+                    bar.update(1)
+                    if pops % 64 == 0:
+                        bar.set_postfix(clusters=n_start - accepted, rejected=rejected, refresh=False)
+                    push(lab)
+            finally:
+                self.stats["forward_pops"] = pops
+                self.stats["forward_accepted"] = accepted
+                self.stats["forward_rejected"] = rejected
+                self.stats["forward_start_clusters"] = n_start
         return self.cl_of.copy()
 
     def _accept(self, q: LabelQueue, i: int, j: int) -> None:
@@ -749,6 +805,7 @@ class Engine:
                     self._pending.append((uo, h))
                     continue
                 hints = [hh[0] for hh in (self.oracle.get(ui, uo), self.oracle.get(uj, uo)) if hh is not None]
+                self._budget()
                 ok, plane = self.oracle.pair(M, oq_members, hints)
                 if not ok:
                     self._store_witness(lab)

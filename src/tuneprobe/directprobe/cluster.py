@@ -144,11 +144,15 @@ class DirectProbe:
         blas_threads: int | None = 1,
         max_gram_bytes: int = 2 * 2**30,
         forward_check: Literal["auto", "sphere", "gram"] = "auto",
+        max_seconds: float | None = None,
     ) -> None:
         if search not in ("auto", "naive"):
             raise ValueError(f"search must be 'auto' or 'naive', got {search!r}")
         if duplicate_policy not in ("keep", "drop", "error"):
             raise ValueError(f"duplicate_policy must be 'keep', 'drop' or 'error', got {duplicate_policy!r}")
+        if max_seconds is not None and not max_seconds > 0:
+            raise ValueError(f"max_seconds must be positive (or None), got {max_seconds!r}")
+        self.max_seconds = max_seconds
         self.search = search
         self.duplicate_policy = duplicate_policy
         self.legacy_forward_loop = legacy_forward_loop
@@ -199,7 +203,8 @@ class DirectProbe:
 
         Xk, yk, gk = X64[rows], y[rows], gid[rows]
         with threadpool_limits(self.blas_threads):
-            eng = Engine(Xk, yk, gk, self, stats)
+            deadline = None if self.max_seconds is None else t_start + self.max_seconds
+            eng = Engine(Xk, yk, gk, self, stats, deadline=deadline)
             root = eng.run()
 
         # number clusters by smallest member index
@@ -217,5 +222,6 @@ class DirectProbe:
             n_labels=n_labels,
             label_names=list(label_names) if label_names is not None else None,
             stats=stats,
+            finished=bool(stats.get("finished", True)),
         )
         return self.clustering_

@@ -158,6 +158,7 @@ def _fit_clustering(
     duplicate_policy: str,
     legacy_forward_loop: bool,
     progress: bool,
+    max_seconds: float | None = None,
 ) -> Clustering:
     """``DirectProbe(...).fit`` via :func:`tuneprobe.directprobe.measure.fit_clustering` (tests may replace
     this function)."""
@@ -171,6 +172,7 @@ def _fit_clustering(
         duplicate_policy=duplicate_policy,
         legacy_forward_loop=legacy_forward_loop,
         progress=progress,
+        max_seconds=max_seconds,
     )
 
 
@@ -193,6 +195,7 @@ def run_directprobe(
     device: str | None = "auto",
     progress: bool = True,
     meta: dict[str, Any] | None = None,
+    max_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Cluster ``X`` (``[n, d]``) with its label names (``[n]``), write every output file into ``out``, and
     return
@@ -234,6 +237,7 @@ def run_directprobe(
         backend=backend,
         device=device,
         progress=progress,
+        max_seconds=max_seconds,
     )
     clustering, pdist, stats = m.clustering, m.pair_distances, m.statistics
     seconds_cluster, seconds_distances = m.seconds_cluster, m.seconds_distances
@@ -302,6 +306,7 @@ def run_directprobe(
         "n_labels": len(names),
         "n_clusters": int(K),
         "is_linear": bool(clustering.is_linear),
+        "finished": bool(clustering.finished),
         "profile": profile,
         "min_cluster_size": mcs,
         "undefined": und,
@@ -324,6 +329,10 @@ def run_directprobe(
         "seconds_distances": round(seconds_distances, 4),
         "seconds_predict": 0.0,
     }
+    if not clustering.finished:
+        summary["max_seconds"] = max_seconds
+        summary["stopped_in"] = clustering.stats.get("stopped_in")
+        summary["pairs_left"] = clustering.stats.get("pairs_left")
     if meta:
         summary["input"] = meta
 
@@ -406,10 +415,19 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="device of the hull geometry: auto (CUDA when present) | cpu | cuda[:N]")
         ] = "auto",
         progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+        max_seconds: Annotated[
+            float | None,
+            typer.Option(
+                help="time budget of the clustering in seconds; when it runs out, the finest clean partition "
+                "reached is measured and marked finished=false in summary.json"
+            ),
+        ] = None,
     ) -> None:
         """DirectProbe: clusters, hull distances, per-label statistics and (optionally) nearest-hull
         accuracy."""
         meta: dict[str, Any] = {}
+        if max_seconds is not None and not max_seconds > 0:
+            raise typer.BadParameter(f"must be positive, got {max_seconds:g}", param_hint="--max-seconds")
         if (task is None) == (reps is None):
             raise UnknownNameError("give either a TASK (cached representations) or --reps FILE.npy, not both")
         Xp: np.ndarray | None = None
@@ -464,6 +482,7 @@ def register(app: typer.Typer) -> None:
             device=device,
             progress=progress,
             meta=meta,
+            max_seconds=max_seconds,
         )
         line = (
             f"{summary['n_points']} points, {summary['n_labels']} labels, {summary['n_clusters']} clusters "
@@ -472,6 +491,16 @@ def register(app: typer.Typer) -> None:
         if "intra_accuracy" in summary:
             line += f"; intra-accuracy {summary['intra_accuracy']:.4f} (1-NN {summary['nn_accuracy']:.4f})"
         typer.echo(line)
+        if not summary["finished"]:
+            left = summary["pairs_left"]
+            typer.echo(
+                f"warning: the clustering ran out of its {max_seconds:g} s budget in phase "
+                f"{summary['stopped_in']!r}"
+                + (f" with {left:,} same-label cluster pairs undecided" if left is not None else "")
+                + "; these clusters are clean but finer than DirectProbe's result "
+                "(summary.json: finished=false)",
+                err=True,
+            )
         typer.echo(f"wrote {out}")
 
 

@@ -57,6 +57,7 @@ def fit_clustering(
     duplicate_policy: str = "keep",
     legacy_forward_loop: bool = False,
     progress: bool = False,
+    max_seconds: float | None = None,
 ) -> Clustering:
     """``DirectProbe(...).fit(X [n, d], y [n], label_names=names)`` (the engine is imported lazily)."""
     from tuneprobe.directprobe.cluster import DirectProbe
@@ -66,6 +67,7 @@ def fit_clustering(
         duplicate_policy=duplicate_policy,  # type: ignore[arg-type]
         legacy_forward_loop=legacy_forward_loop,
         progress=progress,
+        max_seconds=max_seconds,
     )
     return dp.fit(X, y, label_names=names)
 
@@ -106,6 +108,7 @@ def measure(
     backend: str = "auto",
     device: str | None = "auto",
     progress: bool = False,
+    max_seconds: float | None = None,
 ) -> Measurement:
     """Cluster ``X`` (``[n, d]``) with label ids ``y`` (``[n]``, indices into ``names``), compute the cluster
     hull distances and the label statistics (PAPER.md §6.5-6.7).
@@ -113,6 +116,8 @@ def measure(
     ``fit`` replaces :func:`fit_clustering` (same signature); ``names`` may hold labels absent from ``y``
     (their rows of every statistic are undefined). backend, device: the hull solver
     (:func:`tuneprobe.directprobe.hulls.resolve_backend`; by default torch on CUDA when present).
+    max_seconds: the clustering's time budget (``DirectProbe(max_seconds=...)``; None: no limit); an
+    unfinished clustering (``clustering.finished`` False) is measured as it stands.
     """
     from tuneprobe.directprobe.hulls import cluster_distances
     from tuneprobe.directprobe.metrics import label_statistics
@@ -129,6 +134,7 @@ def measure(
         duplicate_policy=duplicate_policy,
         legacy_forward_loop=legacy_forward_loop,
         progress=progress,
+        **({} if max_seconds is None else {"max_seconds": max_seconds}),
     )
     seconds_cluster = time.perf_counter() - t0
     if clustering.label_names is None:
