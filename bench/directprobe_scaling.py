@@ -107,6 +107,15 @@ def _vmhwm_mb(pid: int) -> float | None:
     return None
 
 
+def _cpu_s(pid: int) -> float | None:
+    """utime + stime of a live process, from /proc."""
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _last_progress(log: Path) -> str:
     """The last progress-bar state written to the child's stderr log."""
     try:
@@ -128,11 +137,13 @@ def run_child(cmd: list[str], log: Path, timeout: float, n: int) -> dict[str, An
             hwm = max(hwm, _vmhwm_mb(p.pid) or 0.0)
             time.sleep(2.0)
         if p.poll() is None:
+            cpu = _cpu_s(p.pid)
             p.kill()
             p.wait()
             return {
                 "n": n,
                 "error": f"timeout after {timeout:.0f} s",
+                "cpu_s_seen": None if cpu is None else round(cpu, 1),
                 "peak_rss_mb_seen": round(hwm, 1),
                 "last_progress": _last_progress(log),
             }
