@@ -132,6 +132,12 @@ class DirectProbe:
         certificates: ``"sphere"`` (ball test for every cluster, exact batched projection only where the balls
         meet; O(K d) per check) or ``"gram"`` (batched projection for every cluster from the kept ``n x K``
         dot products); ``"auto"``: gram when it fits in ``max_gram_bytes``.
+    max_seconds: wall-clock budget of one fit (None: no limit). When it runs out, the fit stops between two
+        units of work (an LP, a state check, a merge; an LP in progress is not interrupted and may overrun
+        it) and returns the finest clean partition it has reached, marked ``finished=False`` (see
+        :class:`~tuneprobe.directprobe.clustering.Clustering`), instead of G's result. For large or hard
+        inputs (non-separable labels with tens of thousands of points), where G can run for hours: a clear
+        "not finished" instead of a hang.
     """
 
     def __init__(
