@@ -361,3 +361,28 @@ def test_max_seconds_validation_and_real_deadline() -> None:
     cl = DirectProbe(progress=False, max_seconds=1e-9).fit(X, y)  # already past at the first budget point
     assert not cl.finished and cl.stats["stopped_in"] == "end_check" and cl.n_clusters == y.size
     assert DirectProbe(progress=False, max_seconds=3600).fit(X, y).finished
+
+
+def test_warm_lp_gives_the_same_partition(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With kept HiGHS models used for every pair (no size floor, tiny seeds so that rounds add rows) and the
+    cheap iterative certificates switched off, G's partition equals the brute force one and the one without
+    kept models, and the kept models answered checks."""
+    pytest.importorskip("highspy")
+    from tuneprobe.directprobe import _engine, _warm_lp
+
+    monkeypatch.setattr(_warm_lp, "WARM_MIN_POINTS", 0)
+    monkeypatch.setattr(_warm_lp, "WARM_SEED", 2)
+    monkeypatch.setattr(_engine, "gilbert_certificate", lambda *a, **k: None)
+    monkeypatch.setattr(_engine, "svm_certificate", lambda *a, **k: None)
+    answered = 0
+    for seed, n, d, L, spread in [(0, 60, 2, 2, 0.3), (1, 50, 2, 3, 0.7), (5, 90, 3, 3, 0.8)]:
+        X, y = _data(seed, n, d, L, spread)
+        warm = DirectProbe(progress=False).fit(X, y)
+        cold = DirectProbe(progress=False, warm_lp=False).fit(X, y)
+        np.testing.assert_array_equal(_roots(warm), brute_force_g(X, y))
+        np.testing.assert_array_equal(cold.assignment, warm.assignment)
+        sep = warm.stats["separability"]
+        assert sep["warm_lp_solves"] >= sep["certified_by"]["warm_lp"]
+        assert cold.stats["separability"]["certified_by"]["warm_lp"] == 0
+        answered += sep["certified_by"]["warm_lp"]
+    assert answered > 0

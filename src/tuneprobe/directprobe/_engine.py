@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._agglo import LabelQueue
+from ._warm_lp import WarmSeparator
+from ._warm_lp import available as warm_available
 from .separability import (
     SEPARATION_RTOL,
     SPHERE_RTOL,
@@ -96,6 +98,8 @@ class Oracle:
 
     def __init__(self, X: np.ndarray, gid: np.ndarray, cache_limit: int = 100_000) -> None:
         self.X = X
+        self.warm: WarmSeparator | None = None
+        self.warm_key: tuple[int, int] | None = None
         self.gid = gid
         self.xmax = float(np.sqrt(np.einsum("ij,ij->i", X, X).max())) if X.size else 0.0
         self.stats = SeparabilityStats()
@@ -143,15 +147,22 @@ class Oracle:
         return None
 
     def pair(
-        self, A: np.ndarray, B: np.ndarray, hints: list[np.ndarray] | None = None
+        self,
+        A: np.ndarray,
+        B: np.ndarray,
+        hints: list[np.ndarray] | None = None,
+        warm_keys: list[tuple[int, int]] | None = None,
     ) -> tuple[bool, tuple[np.ndarray, float] | None]:
         """Are the hulls of rows A and rows B (index arrays) disjoint? Returns (separable, hyperplane).
 
         ``hints``: normals to try first (each with its best threshold), e.g. cached planes of sub-clusters.
+        ``warm_keys``: keys of kept LP models for this pair (``_warm_lp``), tried before the cold LP when
+        ``self.warm`` is set; ``self.warm_key`` then names the model that answered (else None).
         After an overlap, ``self.witness`` holds the rows of A and of B whose LP alone was infeasible.
         """
         st = self.stats.answered
         hints = hints or []
+        self.warm_key = None
         XA, XB = self.X[A], self.X[B]
         for w in hints:
             h2 = direction_certificate(w, XA, XB)
@@ -171,6 +182,14 @@ class Oracle:
         if h is not None:
             st["svm"] += 1
             return True, h
+        if self.warm is not None and warm_keys:
+            n0, t0 = self.warm.solves, self.warm.seconds
+            h, self.warm_key = self.warm.separate(A, B, warm_keys, direction=hints[0] if hints else None)
+            self.stats.warm_solves += self.warm.solves - n0
+            self.stats.warm_seconds += self.warm.seconds - t0
+            if h is not None:
+                st["warm_lp"] += 1
+                return True, h
         r = lp_separate(XA, XB, self.stats)
         self.witness = None
         if r.separable is False and r.witness_a is not None and r.witness_b is not None:
@@ -583,6 +602,8 @@ class Engine:
         self.stats["label_pairs"] = int(self.labels.size * (self.labels.size - 1) // 2)
         # overlap witnesses (rows of an infeasible LP: A side of label lab, B side of another label); per
         # label the first A-side row of each, to find the ones whose A side may lie in a tentative merge
+        self.oracle.warm = WarmSeparator(Xw) if self.opts.warm_lp and warm_available() else None
+        self._warm_done: list[tuple[tuple[int, int], int]] = []
         self.wit: list[tuple[np.ndarray, np.ndarray]] = []
         self.wit_first: dict[int, list[int]] = {lab: [] for lab in queues}
         self.wit_ids: dict[int, list[int]] = {lab: [] for lab in queues}
@@ -670,6 +691,9 @@ class Engine:
         self.single[gi] = self.oracle.single_id(M)
         for uo, h in self._pending:
             self.oracle.store(self._uid, uo, h)
+        if self.oracle.warm is not None:
+            for key, uo in self._warm_done:
+                self.oracle.warm.rekey(key, (self._uid, uo))
 
     def _check_merge(self, lab: int, q: LabelQueue, i: int, j: int) -> bool:
         """Does the union M of slots i, j of label ``lab`` overlap no other-label cluster?"""
@@ -685,6 +709,7 @@ class Engine:
         self._cM = cM
         sM = self.oracle.single_id(M)
         self._pending: list[tuple[int, tuple[np.ndarray, float, float]]] = []
+        self._warm_done = []
         self._rM = float(np.sqrt(((X[M] - cM) ** 2).sum(axis=1).max()))
         lp = self.lab_pos[lab]
         self._tM = None
@@ -806,7 +831,10 @@ class Engine:
                     continue
                 hints = [hh[0] for hh in (self.oracle.get(ui, uo), self.oracle.get(uj, uo)) if hh is not None]
                 self._budget()
-                ok, plane = self.oracle.pair(M, oq_members, hints)
+                keys = [(ui, uo), (uj, uo)] if mi.size >= mj.size else [(uj, uo), (ui, uo)]
+                ok, plane = self.oracle.pair(M, oq_members, hints, warm_keys=keys)
+                if self.oracle.warm_key is not None:
+                    self._warm_done.append((self.oracle.warm_key, uo))
                 if not ok:
                     self._store_witness(lab)
                     return False

@@ -138,6 +138,10 @@ class DirectProbe:
         :class:`~tuneprobe.directprobe.clustering.Clustering`), instead of G's result. For large or hard
         inputs (non-separable labels with tens of thousands of points), where G can run for hours: a clear
         "not finished" instead of a hang.
+    warm_lp: in G, re-solve the separation LP of a pair whose one side has absorbed a few points from a
+        kept HiGHS model (``highspy``) of its previous check, from the previous optimal basis, before a cold
+        LP. Only verified separating planes come from it; every other outcome falls through to the cold LP,
+        so the partition is the same either way.
     """
 
     def __init__(
@@ -151,6 +155,7 @@ class DirectProbe:
         max_gram_bytes: int = 2 * 2**30,
         forward_check: Literal["auto", "sphere", "gram"] = "auto",
         max_seconds: float | None = None,
+        warm_lp: bool = True,
     ) -> None:
         if search not in ("auto", "naive"):
             raise ValueError(f"search must be 'auto' or 'naive', got {search!r}")
@@ -159,6 +164,7 @@ class DirectProbe:
         if max_seconds is not None and not max_seconds > 0:
             raise ValueError(f"max_seconds must be positive (or None), got {max_seconds!r}")
         self.max_seconds = max_seconds
+        self.warm_lp = warm_lp
         self.search = search
         self.duplicate_policy = duplicate_policy
         self.legacy_forward_loop = legacy_forward_loop

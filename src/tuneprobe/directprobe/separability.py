@@ -30,6 +30,9 @@ Certificates (each exact when it says "separable"):
 ``affine``      ``n_a + n_b <= d + 1`` affinely independent points: the minimum-norm interpolation of the +-1
                 targets (Cover's case).
 ``svm``         a few L-BFGS iterations of a squared-hinge linear SVM.
+``warm_lp``     G only: the separation LP re-solved from a kept HiGHS model of an earlier check of the same
+                pair (one side has since absorbed a few points), with the violated rows added (``_warm_lp``);
+                its plane is verified like every other; any other outcome falls through to the LP.
 ``multiclass``  one linear score per cluster (multinomial logistic regression on all points): the pair (i, j)
                 is separated by ``w_i - w_j`` when every point of i and j is on the right side.
 ``lp``          the exact LP, solved on centred and scaled data (an affine map, which leaves separability
@@ -60,6 +63,7 @@ CERTIFICATES = (
     "gilbert",
     "svm",
     "multiclass",
+    "warm_lp",
     "lp",
     "witness",
 )
@@ -84,6 +88,8 @@ class SeparabilityStats:
     svm_seconds: float = 0.0
     multiclass_fits: int = 0
     multiclass_seconds: float = 0.0
+    warm_solves: int = 0
+    warm_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -99,6 +105,8 @@ class SeparabilityStats:
             "svm_seconds": round(self.svm_seconds, 4),
             "multiclass_fits": self.multiclass_fits,
             "multiclass_seconds": round(self.multiclass_seconds, 4),
+            "warm_lp_solves": self.warm_solves,
+            "warm_lp_seconds": round(self.warm_seconds, 4),
         }
 
 
