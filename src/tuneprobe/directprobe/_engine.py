@@ -600,10 +600,11 @@ class Engine:
         self.other_rows = [np.flatnonzero(~ok_row[lab_row]) for ok_row in self.label_ok]
         self.stats["label_pairs_certified"] = int(np.triu(self.label_ok, 1).sum())
         self.stats["label_pairs"] = int(self.labels.size * (self.labels.size - 1) // 2)
-        # overlap witnesses (rows of an infeasible LP: A side of label lab, B side of another label); per
-        # label the first A-side row of each, to find the ones whose A side may lie in a tentative merge
+        # kept LP models of (growing cluster, neighbour) pairs, re-keyed when their merge is accepted
         self.oracle.warm = WarmSeparator(Xw) if self.opts.warm_lp and warm_available() else None
         self._warm_done: list[tuple[tuple[int, int], int]] = []
+        # overlap witnesses (rows of an infeasible LP: A side of label lab, B side of another label); per
+        # label the first A-side row of each, to find the ones whose A side may lie in a tentative merge
         self.wit: list[tuple[np.ndarray, np.ndarray]] = []
         self.wit_first: dict[int, list[int]] = {lab: [] for lab in queues}
         self.wit_ids: dict[int, list[int]] = {lab: [] for lab in queues}

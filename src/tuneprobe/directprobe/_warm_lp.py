@@ -21,6 +21,7 @@ largest point norm (fixed for the whole fit, so rows can be added to a kept mode
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -169,8 +170,6 @@ class WarmSeparator:
         coordinates of ``X``, verified on every point, or None (then nothing is proven and the cold LP must
         decide).
         """
-        import time
-
         if A.size + B.size < WARM_MIN_POINTS:
             return None, None
         t0 = time.perf_counter()
@@ -203,10 +202,10 @@ class WarmSeparator:
                     self.models.pop(key, None)
                     return None, None
                 w, b = plane
-                va = XA @ w + b
-                vb = XB @ w + b
                 if verify_separation(w, b, XA, XB):
                     return (w, b), key
+                va = XA @ w + b
+                vb = XB @ w + b
                 # the most violated rows of each side (rows of the full LP) that the model lacks join it
                 ja = np.flatnonzero(va < 1.0 - 1e-7)
                 jb = np.flatnonzero(vb > -1.0 + 1e-7)
